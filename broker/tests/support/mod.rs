@@ -1,0 +1,381 @@
+//! Launches `chronik-server` as a real process for integration tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a broker may take to start serving.
+pub const START_TIMEOUT_MS: u64 = 20_000;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct BrokerProcess {
+    pub data_dir: PathBuf,
+    pub kafka_port: u16,
+    pub metrics_port: u16,
+    pub extra_env: Vec<(String, String)>,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl BrokerProcess {
+    pub fn start(data_dir: &Path) -> BrokerProcess {
+        Self::start_with_env(data_dir, &[])
+    }
+
+    pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> BrokerProcess {
+        let mut broker = BrokerProcess {
+            data_dir: data_dir.to_path_buf(),
+            kafka_port: free_port(),
+            metrics_port: free_port(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+            log_path: data_dir.with_extension("log"),
+        };
+        broker.launch();
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka_port)
+    }
+
+    pub fn kafka_address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.kafka_port))
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_chronik-server"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(self.bootstrap())
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{}", self.metrics_port))
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("chronik-server starts");
+        self.child = Some(child);
+        self.wait_until_healthy();
+    }
+
+    fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "broker exited during start-up with {status}; log:\n{}",
+                    self.log()
+                );
+            }
+            if self
+                .http_get("/health")
+                .is_some_and(|body| body.contains("ok"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("broker did not become healthy; log:\n{}", self.log());
+    }
+
+    /// GET a path on the metrics listener; the body, or None when unreachable.
+    pub fn http_get(&self, path: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().unwrap().is_none())
+    }
+
+    /// SIGKILL: no chance to sync or answer anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns whether it exited with status 0.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        send_sigterm(child.id());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        false
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker before restarting it");
+        self.launch();
+    }
+}
+
+fn send_sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- broker log ({}) ---\n{}",
+                self.log_path.display(),
+                self.log()
+            );
+        }
+        self.kill();
+    }
+}
+
+pub mod kafka {
+    //! Small rdkafka helpers shared by the client tests.
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::message::Message;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    pub fn config(bootstrap: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", bootstrap)
+            .set("broker.address.family", "v4");
+        config
+    }
+
+    pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = config(bootstrap).create().unwrap();
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let results = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .unwrap();
+        for result in results {
+            result.unwrap();
+        }
+    }
+
+    pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
+        let mut config = config(bootstrap);
+        config
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5");
+        for (key, value) in extra {
+            config.set(*key, *value);
+        }
+        config.create().unwrap()
+    }
+
+    /// One acknowledged message: where it landed and what it carried.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Acked {
+        pub partition: i32,
+        pub offset: i64,
+        pub key: String,
+        pub value: Vec<u8>,
+    }
+
+    pub async fn produce_keyed(
+        producer: &FutureProducer,
+        topic: &str,
+        messages: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Vec<Acked> {
+        let sends = messages.into_iter().map(|(key, value)| async move {
+            let record = FutureRecord::to(topic).key(&key).payload(&value);
+            let delivery = producer.send(record, Duration::from_secs(30)).await;
+            let delivery = delivery.unwrap_or_else(|(error, _)| panic!("delivery failed: {error}"));
+            Acked {
+                partition: delivery.partition,
+                offset: delivery.offset,
+                key,
+                value,
+            }
+        });
+        futures::future::join_all(sends).await
+    }
+
+    pub fn consumer(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+        let mut config = config(bootstrap);
+        config
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000");
+        for (key, value) in extra {
+            config.set(*key, *value);
+        }
+        config.create().unwrap()
+    }
+
+    /// Polls until `expected` messages arrived or the timeout passes.
+    pub fn consume(consumer: &BaseConsumer, expected: usize, timeout: Duration) -> Vec<Acked> {
+        let deadline = Instant::now() + timeout;
+        let mut received = Vec::new();
+        while received.len() < expected && Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => received.push(Acked {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                    value: message.payload().unwrap_or_default().to_vec(),
+                }),
+                Some(Err(error)) => panic!("consume failed: {error}"),
+                None => {}
+            }
+        }
+        received
+    }
+
+    /// Every acknowledged message was consumed exactly once, at its acknowledged offset, and
+    /// each partition's messages arrived in offset order.
+    pub fn assert_exactly_once_in_order(acked: &[Acked], consumed: &[Acked]) {
+        let mut by_position: HashMap<(i32, i64), &Acked> = HashMap::new();
+        for message in consumed {
+            let previous = by_position.insert((message.partition, message.offset), message);
+            assert!(previous.is_none(), "duplicate delivery of {message:?}");
+        }
+        for message in acked {
+            let found = by_position.get(&(message.partition, message.offset));
+            assert_eq!(
+                found,
+                Some(&message),
+                "acknowledged message missing or different"
+            );
+        }
+        assert_eq!(
+            consumed.len(),
+            acked.len(),
+            "consumed messages that were never produced"
+        );
+        let mut last_offset: HashMap<i32, i64> = HashMap::new();
+        for message in consumed {
+            let last = last_offset.entry(message.partition).or_insert(-1);
+            assert!(
+                message.offset > *last,
+                "partition {} reordered",
+                message.partition
+            );
+            *last = message.offset;
+        }
+    }
+}
+
+pub mod wire {
+    //! A minimal blocking Kafka client over a raw socket, for requests real clients will not
+    //! send on demand (exact retries, bad CRCs).
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+    pub struct RawClient {
+        stream: TcpStream,
+        correlation_id: i32,
+    }
+
+    impl RawClient {
+        pub fn connect(address: SocketAddr) -> RawClient {
+            let stream = TcpStream::connect(address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            RawClient {
+                stream,
+                correlation_id: 0,
+            }
+        }
+
+        pub fn send_frame(&mut self, frame: &[u8]) -> std::io::Result<()> {
+            self.stream.write_all(&(frame.len() as i32).to_be_bytes())?;
+            self.stream.write_all(frame)
+        }
+
+        pub fn read_frame(&mut self) -> std::io::Result<Bytes> {
+            let mut size = [0u8; 4];
+            self.stream.read_exact(&mut size)?;
+            let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+            self.stream.read_exact(&mut frame)?;
+            Ok(Bytes::from(frame))
+        }
+
+        pub fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response
+        where
+            R::Response: Decodable + HeaderVersion,
+        {
+            self.correlation_id += 1;
+            let api_key = ApiKey::try_from(R::KEY).unwrap();
+            let header = RequestHeader::default()
+                .with_request_api_key(R::KEY)
+                .with_request_api_version(version)
+                .with_correlation_id(self.correlation_id)
+                .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+            let mut frame = BytesMut::new();
+            header
+                .encode(&mut frame, api_key.request_header_version(version))
+                .unwrap();
+            request.encode(&mut frame, version).unwrap();
+            self.send_frame(&frame).unwrap();
+            let mut response = self.read_frame().unwrap();
+            let header =
+                ResponseHeader::decode(&mut response, R::Response::header_version(version))
+                    .unwrap();
+            assert_eq!(header.correlation_id, self.correlation_id);
+            R::Response::decode(&mut response, version).unwrap()
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! chronik-bench: drives Kafka-compatible brokers with real clients and measures them.
+
+pub mod broker_process;
+pub mod throughput;

@@ -1,0 +1,267 @@
+//! `chronik-bench throughput`: produce as fast as the broker acknowledges, then consume
+//! everything back, with librdkafka. Reports messages/s and MB/s (10^6 bytes) for both, and
+//! the broker's peak resident memory when the tool launched the broker itself.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::broker_process::{find_broker_binary, BrokerProcess};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct ThroughputArgs {
+    /// An already running broker; without it a broker is launched on a temporary directory.
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    /// The chronik-server binary to launch (default: next to chronik-bench).
+    #[arg(long, env = "CHRONIK_SERVER_BIN")]
+    pub broker_bin: Option<PathBuf>,
+    #[arg(long, default_value = "throughput")]
+    pub topic: String,
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 1024)]
+    pub message_bytes: usize,
+    /// How long to produce.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// all | 1 | 0
+    #[arg(long, default_value = "all")]
+    pub acks: String,
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub idempotent: bool,
+    /// none | gzip | snappy | lz4 | zstd
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThroughputReport {
+    pub partitions: i32,
+    pub message_bytes: usize,
+    pub acks: String,
+    pub idempotent: bool,
+    pub produced_messages: u64,
+    pub produce_seconds: f64,
+    pub produce_messages_per_second: f64,
+    pub produce_megabytes_per_second: f64,
+    pub consumed_messages: u64,
+    pub consume_seconds: f64,
+    pub consume_messages_per_second: f64,
+    pub consume_megabytes_per_second: f64,
+    pub broker_peak_resident_megabytes: Option<f64>,
+}
+
+#[derive(Default)]
+struct DeliveryCounts {
+    acknowledged: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct CountingContext(Arc<DeliveryCounts>);
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.acknowledged.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.0.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+pub fn run(args: &ThroughputArgs) -> anyhow::Result<ThroughputReport> {
+    let scratch = tempfile::Builder::new()
+        .prefix("chronik-throughput-")
+        .tempdir()?;
+    let launched = match &args.bootstrap {
+        Some(_) => None,
+        None => {
+            let binary = find_broker_binary(args.broker_bin.as_deref())?;
+            Some(BrokerProcess::start(&binary, scratch.path(), &[])?)
+        }
+    };
+    let bootstrap = match (&args.bootstrap, &launched) {
+        (Some(bootstrap), _) => bootstrap.clone(),
+        (None, Some(broker)) => broker.bootstrap(),
+        (None, None) => unreachable!("a broker was launched"),
+    };
+    create_topic(&bootstrap, &args.topic, args.partitions)?;
+    let (produced_messages, produce_seconds) = produce(&bootstrap, args)?;
+    let (consumed_messages, consume_seconds) = consume(&bootstrap, args, produced_messages)?;
+    let broker_peak_resident_megabytes = match &launched {
+        Some(broker) => Some(broker.peak_resident_bytes()? as f64 / 1e6),
+        None => None,
+    };
+    if let Some(broker) = launched {
+        broker.stop()?;
+    }
+    let megabytes = |messages: u64| messages as f64 * args.message_bytes as f64 / 1e6;
+    Ok(ThroughputReport {
+        partitions: args.partitions,
+        message_bytes: args.message_bytes,
+        acks: args.acks.clone(),
+        idempotent: args.idempotent,
+        produced_messages,
+        produce_seconds,
+        produce_messages_per_second: produced_messages as f64 / produce_seconds,
+        produce_megabytes_per_second: megabytes(produced_messages) / produce_seconds,
+        consumed_messages,
+        consume_seconds,
+        consume_messages_per_second: consumed_messages as f64 / consume_seconds,
+        consume_megabytes_per_second: megabytes(consumed_messages) / consume_seconds,
+        broker_peak_resident_megabytes,
+    })
+}
+
+fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4");
+    config
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = runtime.block_on(admin.create_topics([&new_topic], &AdminOptions::new()))?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<(u64, f64)> {
+    let counts = Arc::new(DeliveryCounts::default());
+    let producer: ThreadedProducer<CountingContext> = client_config(bootstrap)
+        .set("acks", &args.acks)
+        .set("enable.idempotence", args.idempotent.to_string())
+        .set("compression.codec", &args.compression)
+        .set("linger.ms", "5")
+        .set("batch.size", "1048576")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("queue.buffering.max.messages", "1000000")
+        .create_with_context(CountingContext(counts.clone()))
+        .context("creating the producer")?;
+    let payload: Vec<u8> = (0..args.message_bytes)
+        .map(|index| (index * 31 % 251) as u8)
+        .collect();
+    let started = Instant::now();
+    let window = Duration::from_secs(args.seconds);
+    let mut sent = 0u64;
+    while started.elapsed() < window {
+        let partition = (sent % args.partitions as u64) as i32;
+        let record = BaseRecord::<(), [u8]>::to(&args.topic)
+            .payload(&payload)
+            .partition(partition);
+        match producer.send(record) {
+            Ok(()) => sent += 1,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err((error, _)) => bail!("send failed: {error}"),
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .context("flushing the producer")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = counts.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} of {sent} messages were not acknowledged");
+    }
+    Ok((counts.acknowledged.load(Ordering::Relaxed), elapsed))
+}
+
+fn consume(bootstrap: &str, args: &ThroughputArgs, expected: u64) -> anyhow::Result<(u64, f64)> {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "chronik-throughput")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "8388608")
+        .set("queued.max.messages.kbytes", "1048576")
+        .create()
+        .context("creating the consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..args.partitions {
+        assignment.add_partition_offset(&args.topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(300);
+    let mut consumed = 0u64;
+    while consumed < expected && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                if message.payload().map_or(0, <[u8]>::len) != args.message_bytes {
+                    bail!(
+                        "message at {}:{} has the wrong size",
+                        message.partition(),
+                        message.offset()
+                    );
+                }
+                consumed += 1;
+            }
+            Some(Err(error)) => bail!("consume failed: {error}"),
+            None => {}
+        }
+    }
+    if consumed < expected {
+        bail!("consumed only {consumed} of {expected} acknowledged messages");
+    }
+    Ok((consumed, started.elapsed().as_secs_f64()))
+}
+
+pub fn print_report(report: &ThroughputReport, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("report serializes")
+        );
+        return;
+    }
+    println!(
+        "produce: {} messages of {} B, {} partitions, acks={}, idempotent={}: {:.0} msg/s, {:.1} MB/s",
+        report.produced_messages,
+        report.message_bytes,
+        report.partitions,
+        report.acks,
+        report.idempotent,
+        report.produce_messages_per_second,
+        report.produce_megabytes_per_second
+    );
+    println!(
+        "consume: {} messages: {:.0} msg/s, {:.1} MB/s",
+        report.consumed_messages,
+        report.consume_messages_per_second,
+        report.consume_megabytes_per_second
+    );
+    if let Some(peak) = report.broker_peak_resident_megabytes {
+        println!("broker peak resident memory: {peak:.0} MB");
+    }
+}
