@@ -29,10 +29,15 @@ pub const MAX_IN_FLIGHT_REQUESTS: usize = 32;
 type ResponseSlot = oneshot::Receiver<Option<Bytes>>;
 
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
-    let peer = stream
-        .peer_addr()
+    let peer_address = stream.peer_addr().ok();
+    let peer = peer_address
         .map(|address| address.to_string())
         .unwrap_or_default();
+    // Group descriptions show the client's host the way Kafka does: "/127.0.0.1".
+    let peer_host: Arc<str> = peer_address
+        .map(|address| format!("/{}", address.ip()))
+        .unwrap_or_default()
+        .into();
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let (slots, pending) = mpsc::channel::<ResponseSlot>(MAX_IN_FLIGHT_REQUESTS);
@@ -44,7 +49,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
         loop {
             match frame::take_frame(&mut buffer, limit_bytes) {
                 Ok(Some(frame)) => {
-                    let Some(slot) = dispatch_frame(&broker, frame, &peer) else {
+                    let Some(slot) = dispatch_frame(&broker, frame, &peer, &peer_host) else {
                         break 'connection;
                     };
                     if slots.send(slot).await.is_err() {
@@ -80,7 +85,12 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
 
 /// Decodes a frame and starts handling it; returns the slot its response will arrive in, or
 /// `None` when the connection must close.
-fn dispatch_frame(broker: &Arc<Broker>, frame: Bytes, peer: &str) -> Option<ResponseSlot> {
+fn dispatch_frame(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: &str,
+    peer_host: &Arc<str>,
+) -> Option<ResponseSlot> {
     broker_metrics::record_bytes_in(frame.len() + 4);
     let (sender, receiver) = oneshot::channel();
     let request = match codec::decode_request(frame) {
@@ -99,6 +109,7 @@ fn dispatch_frame(broker: &Arc<Broker>, frame: Bytes, peer: &str) -> Option<Resp
         }
     };
     let broker = broker.clone();
+    let peer_host = peer_host.clone();
     tokio::spawn(async move {
         let started = Instant::now();
         let api_key = request.api_key;
@@ -106,7 +117,7 @@ fn dispatch_frame(broker: &Arc<Broker>, frame: Bytes, peer: &str) -> Option<Resp
         let correlation_id = request.header.correlation_id;
         let expects_response =
             !matches!(&request.body, RequestKind::Produce(produce) if produce.acks == 0);
-        let response = handlers::dispatch(&broker, &request.header, request.body).await;
+        let response = handlers::dispatch(&broker, &request.header, &peer_host, request.body).await;
         let encoded = match response {
             Some(response) => match codec::encode_response(correlation_id, version, &response) {
                 Ok(bytes) => Some(bytes),

@@ -155,7 +155,7 @@ async fn a_torn_tail_is_truncated_at_restart() {
         .unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
     let clean_length = bytes.len();
-    bytes.extend_from_slice(&bytes[..40].to_vec());
+    bytes.extend_from_within(..40);
     std::fs::write(&segment, &bytes).unwrap();
     broker.restart();
     assert_eq!(

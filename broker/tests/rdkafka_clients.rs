@@ -83,8 +83,16 @@ async fn a_group_splits_partitions_and_resumes_from_committed_offsets() {
         let mut consumed = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(40);
         while consumed.len() < first.len() && std::time::Instant::now() < deadline {
-            consumed.extend(kafka::consume(&one, 1, Duration::from_millis(100)));
-            consumed.extend(kafka::consume(&two, 1, Duration::from_millis(100)));
+            consumed.extend(kafka::consume(
+                &one,
+                first.len(),
+                Duration::from_millis(200),
+            ));
+            consumed.extend(kafka::consume(
+                &two,
+                first.len(),
+                Duration::from_millis(200),
+            ));
         }
         assert_exactly_once_in_order(&first, &consumed);
         let assigned_one = one.assignment().unwrap().count();

@@ -11,13 +11,9 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::group::{GroupCoordinator, JoinRequest, JoinResult};
 
-pub async fn handle(broker: &Broker, version: i16, request: JoinGroupRequest) -> JoinGroupResponse {
-    respond(&broker.groups, version, request, "", "").await
-}
-
-/// As [`handle`], for a dispatcher that knows the request header's client id and the peer
-/// address (reported by DescribeGroups; Kafka writes hosts as "/127.0.0.1").
-pub async fn handle_with_client(
+/// `client_id` comes from the request header and `client_host` from the connection; both are
+/// reported by DescribeGroups (Kafka writes hosts as "/127.0.0.1").
+pub async fn handle(
     broker: &Broker,
     version: i16,
     request: JoinGroupRequest,

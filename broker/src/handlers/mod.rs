@@ -30,9 +30,11 @@ use tracing::error;
 use crate::broker::Broker;
 
 /// Routes a request to its handler. `None` only for an API the codec should have refused.
+/// `peer_host` is the client's address as group descriptions show it.
 pub async fn dispatch(
     broker: &Broker,
     header: &RequestHeader,
+    peer_host: &str,
     request: RequestKind,
 ) -> Option<ResponseKind> {
     let version = header.request_api_version;
@@ -74,7 +76,9 @@ pub async fn dispatch(
             ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, request).await)
         }
         RequestKind::JoinGroup(request) => {
-            ResponseKind::JoinGroup(join_group::handle(broker, version, request).await)
+            let client_id = header.client_id.as_deref().unwrap_or("");
+            let join = join_group::handle(broker, version, request, client_id, peer_host);
+            ResponseKind::JoinGroup(join.await)
         }
         RequestKind::SyncGroup(request) => {
             ResponseKind::SyncGroup(sync_group::handle(broker, version, request).await)

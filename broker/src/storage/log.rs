@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use super::recovery::{recover_segment, truncate_segment};
+use super::recovery::{recover_segment, truncate_segment, Recovered};
 use super::segment::{parse_segment_name, Segment, LOG_SUFFIX};
 use super::sync::{read_recovery_point, SyncHandle, SyncShared};
 use super::{AppendInfo, LogConfig, ReadResult, RetentionOutcome, StorageError};
@@ -40,7 +40,7 @@ impl PartitionLog {
         let recovery_point = read_recovery_point(dir);
         let interval = config.index_interval_bytes;
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
-        let mut untrusted: Vec<bool> = Vec::with_capacity(bases.len());
+        let mut needs_sync: Vec<bool> = Vec::with_capacity(bases.len());
         let mut ended = false;
         for (index, &base) in bases.iter().enumerate() {
             let is_last = index + 1 == bases.len();
@@ -51,7 +51,7 @@ impl PartitionLog {
                 continue;
             }
             let trusted = !is_last && recovery_point.is_some_and(|point| base < point);
-            let torn = recover_segment(&mut segment, trusted)?;
+            let Recovered { torn, rebuilt } = recover_segment(&mut segment, trusted)?;
             if let Some(previous) = segments.last() {
                 if previous.next_offset != base {
                     warn!(
@@ -70,12 +70,12 @@ impl PartitionLog {
                 continue;
             }
             ended = torn.is_some();
-            untrusted.push(!trusted);
+            needs_sync.push(rebuilt);
             segments.push(segment);
         }
         if segments.is_empty() {
             segments.push(Segment::open(dir, 0, interval, true)?);
-            untrusted.push(true);
+            needs_sync.push(true);
         }
         let active_base = segments.last().map_or(0, |segment| segment.base_offset);
         let sync = Arc::new(SyncShared::new(
@@ -89,7 +89,7 @@ impl PartitionLog {
         let sealed = segments.len() - 1;
         for (segment, _) in segments[..sealed]
             .iter()
-            .zip(&untrusted)
+            .zip(&needs_sync)
             .filter(|(_, &u)| u)
         {
             sync.add_pending(segment.sealed_files());

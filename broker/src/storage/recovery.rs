@@ -216,13 +216,20 @@ fn load_indexes(segment: &mut Segment) -> Result<Option<ScanStart>, StorageError
     Ok(resume_point(segment, found_base))
 }
 
+/// The outcome of [`recover_segment`].
+pub(crate) struct Recovered {
+    pub torn: Option<TornTail>,
+    pub rebuilt: bool,
+}
+
 /// Recovers a segment just opened from disk. A `trusted` segment (sealed and synced) is
 /// checked from its last index entry on; any other, or a trusted one whose indexes do not
-/// hold up, is scanned from its start with CRCs checked and its indexes rebuilt.
+/// hold up, is scanned from its start with CRCs checked and its indexes rebuilt (and then
+/// needs a sync before it can be trusted again: `rebuilt`).
 pub(crate) fn recover_segment(
     segment: &mut Segment,
     trusted: bool,
-) -> Result<Option<TornTail>, StorageError> {
+) -> Result<Recovered, StorageError> {
     let mut torn_first = None;
     if trusted {
         if let Some(start) = load_indexes(segment)? {
@@ -231,7 +238,10 @@ pub(crate) fn recover_segment(
             match scan_tail(segment, start, true)? {
                 None => {
                     segment.persist_indexes(offset_entries, time_entries)?;
-                    return Ok(None);
+                    return Ok(Recovered {
+                        torn: None,
+                        rebuilt: false,
+                    });
                 }
                 Some(torn) => {
                     warn!(
@@ -246,7 +256,11 @@ pub(crate) fn recover_segment(
             info!(path = %segment.log_path.display(), "segment indexes inconsistent; rebuilding");
         }
     }
-    Ok(rebuild(segment, true)?.or(torn_first))
+    let torn = rebuild(segment, true)?.or(torn_first);
+    Ok(Recovered {
+        torn,
+        rebuilt: true,
+    })
 }
 
 /// Cuts the segment at `position` (a batch boundary) and brings its indexes and state in line,

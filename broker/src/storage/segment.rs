@@ -253,7 +253,9 @@ impl Segment {
 
     /// Position and header of the first batch whose last offset is >= `offset`.
     pub fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
-        let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
+        let rel = offset
+            .saturating_sub(self.base_offset)
+            .clamp(0, u32::MAX as i64) as u32;
         let start = floor_entry(&self.offset_index, rel).map_or(0, |entry| entry.pos as u64);
         let mut found = None;
         self.scan_from(start, |position, header| {
@@ -303,7 +305,9 @@ impl Segment {
             return Ok(None);
         }
         // The first indexed batch at or past the limit bounds what can be returned.
-        let limit_rel = (limit_offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
+        let limit_rel = limit_offset
+            .saturating_sub(self.base_offset)
+            .clamp(0, u32::MAX as i64) as u32;
         let end = ceil_entry(&self.offset_index, limit_rel)
             .map(|entry| entry.pos as u64)
             .filter(|&position| position > start)

@@ -98,6 +98,7 @@ class Broker:
         self.log_paths.append(log_path)
         env = dict(os.environ)
         env.setdefault("CHRONIK_LOG", "info")
+        env["NO_COLOR"] = "1"  # plain text in the log attached to failing tests
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.args(),

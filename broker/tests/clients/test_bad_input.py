@@ -294,6 +294,113 @@ def test_garbage_bodies(module_broker, api_key, version, flexible):
                     outcomes.append("closed")
         assert module_broker.is_alive(), (
             f"broker died on api {api_key} v{version} body {body.hex()} (outcomes {outcomes})")
+    print(f"api {api_key} v{version}: {outcomes}")
+    assert_answers_api_versions(module_broker)
+
+
+def string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def read_string(payload: bytes, offset: int) -> tuple[str | None, int]:
+    (length,) = struct.unpack_from(">h", payload, offset)
+    offset += 2
+    if length < 0:
+        return None, offset
+    return payload[offset:offset + length].decode("utf-8", "replace"), offset + length
+
+
+def metadata_v1_topic_errors(broker, names: list[str]) -> dict[str, int]:
+    """Metadata v1 (auto-creation implied) for `names`: {topic name: error code}."""
+    body = struct.pack(">i", len(names)) + b"".join(string(n) for n in names)
+    with connect(broker) as sock:
+        sock.sendall(frame(header_v1(3, 1, 31) + body))
+        payload = read_response(sock)
+    offset = 0
+    (correlation_id, broker_count) = struct.unpack_from(">ii", payload, offset)
+    assert correlation_id == 31
+    offset += 8
+    for _ in range(broker_count):
+        offset += 4  # node id
+        _, offset = read_string(payload, offset)  # host
+        offset += 4  # port
+        _, offset = read_string(payload, offset)  # rack
+    offset += 4  # controller id
+    (topic_count,) = struct.unpack_from(">i", payload, offset)
+    offset += 4
+    errors = {}
+    for _ in range(topic_count):
+        (error_code,) = struct.unpack_from(">h", payload, offset)
+        name, offset = read_string(payload, offset + 2)
+        offset += 1  # is_internal
+        (partition_count,) = struct.unpack_from(">i", payload, offset)
+        offset += 4
+        for _ in range(partition_count):
+            offset += 2 + 4 + 4  # error code, index, leader
+            for _ in range(2):  # replicas, isr
+                (count,) = struct.unpack_from(">i", payload, offset)
+                offset += 4 + 4 * max(count, 0)
+        errors[name] = error_code
+    return errors
+
+
+def create_topics_v2_errors(broker, topics: list[tuple[str, int]]) -> dict[str, int]:
+    """CreateTopics v2 for (name, partitions) pairs: {topic name: error code}."""
+    body = struct.pack(">i", len(topics))
+    for name, partitions in topics:
+        body += string(name) + struct.pack(">ihii", partitions, 1, 0, 0)  # no assignments, configs
+    body += struct.pack(">ib", 10000, 0)  # timeout, validate_only
+    with connect(broker) as sock:
+        sock.sendall(frame(header_v1(19, 2, 32) + body))
+        payload = read_response(sock)
+    correlation_id, _throttle, count = struct.unpack_from(">iii", payload, 0)
+    assert correlation_id == 32
+    offset = 12
+    errors = {}
+    for _ in range(count):
+        name, offset = read_string(payload, offset)
+        (error_code,) = struct.unpack_from(">h", payload, offset)
+        _, offset = read_string(payload, offset + 2)  # error message
+        errors[name] = error_code
+    return errors
+
+
+INVALID_TOPIC_EXCEPTION = 17
+INVALID_PARTITIONS = 37
+BAD_TOPIC_NAMES = ["", ".", "..", "../../escape-a", "../escape-b", "a/b", "with space",
+                   "x" * 250, "t\u00fcrkish", "semi;colon", "nul\x00byte"]
+
+
+def _escaped_paths(data_dir) -> list[str]:
+    """Anything named like the invalid topics anywhere under the broker's temp root."""
+    root = data_dir.parent
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*escape*"))
+
+
+def test_invalid_topic_names_are_refused_not_created(module_broker):
+    errors = metadata_v1_topic_errors(module_broker, BAD_TOPIC_NAMES)
+    wrong = {n: errors.get(n) for n in BAD_TOPIC_NAMES if errors.get(n) != INVALID_TOPIC_EXCEPTION}
+    assert not wrong, f"Metadata v1 auto-create: expected error 17 for each, got {wrong}"
+    errors = create_topics_v2_errors(module_broker, [(n, 1) for n in BAD_TOPIC_NAMES])
+    wrong = {n: errors.get(n) for n in BAD_TOPIC_NAMES if errors.get(n) != INVALID_TOPIC_EXCEPTION}
+    assert not wrong, f"CreateTopics v2: expected error 17 for each, got {wrong}"
+    escaped = _escaped_paths(module_broker.data_dir)
+    assert not escaped, f"invalid topic names reached the file system: {escaped}"
+    listed = metadata_v1_topic_errors(module_broker, [])  # v1 empty list: no topics
+    assert not any("escape" in (n or "") for n in listed), listed
+    assert_answers_api_versions(module_broker)
+
+
+def test_create_topics_bad_partition_counts(module_broker):
+    errors = create_topics_v2_errors(
+        module_broker, [("zero-partitions", 0), ("negative-partitions", -5),
+                        ("million-partitions", 1_000_000)])
+    assert errors["zero-partitions"] == INVALID_PARTITIONS, errors
+    assert errors["negative-partitions"] == INVALID_PARTITIONS, errors
+    # Kafka has no fixed cap, but creating a million partitions on request is a denial of
+    # service; any error is fine, success is not.
+    assert errors["million-partitions"] != 0, errors
     assert_answers_api_versions(module_broker)
 
 
