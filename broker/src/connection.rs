@@ -25,8 +25,16 @@ use crate::wire::frame;
 /// Requests of one connection being handled at once.
 pub const MAX_IN_FLIGHT_REQUESTS: usize = 32;
 
-/// A pending response slot; `None` means the request gets no response (produce with acks=0).
-type ResponseSlot = oneshot::Receiver<Option<Bytes>>;
+/// What a request's slot resolves to.
+enum Answer {
+    Response(Bytes),
+    /// Produce with acks=0.
+    NoResponse,
+    /// The response could not be produced: close rather than leave the client waiting.
+    Close,
+}
+
+type ResponseSlot = oneshot::Receiver<Answer>;
 
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let peer_address = stream.peer_addr().ok();
@@ -100,7 +108,11 @@ fn dispatch_frame(
             correlation_id,
             ..
         }) => {
-            let _ = sender.send(codec::unsupported_api_versions_response(correlation_id).ok());
+            let answer = match codec::unsupported_api_versions_response(correlation_id) {
+                Ok(bytes) => Answer::Response(bytes),
+                Err(_) => Answer::Close,
+            };
+            let _ = sender.send(answer);
             return Some(receiver);
         }
         Err(error) => {
@@ -118,18 +130,19 @@ fn dispatch_frame(
         let expects_response =
             !matches!(&request.body, RequestKind::Produce(produce) if produce.acks == 0);
         let response = handlers::dispatch(&broker, &request.header, &peer_host, request.body).await;
-        let encoded = match response {
+        broker_metrics::record_request(api_key, started.elapsed());
+        let answer = match response {
+            _ if !expects_response => Answer::NoResponse,
             Some(response) => match codec::encode_response(correlation_id, version, &response) {
-                Ok(bytes) => Some(bytes),
+                Ok(bytes) => Answer::Response(bytes),
                 Err(error) => {
-                    warn!(?api_key, version, %error, "could not encode response");
-                    None
+                    warn!(?api_key, version, %error, "could not encode response; closing connection");
+                    Answer::Close
                 }
             },
-            None => None,
+            None => Answer::Close,
         };
-        broker_metrics::record_request(api_key, started.elapsed());
-        let _ = sender.send(if expects_response { encoded } else { None });
+        let _ = sender.send(answer);
     });
     Some(receiver)
 }
@@ -137,8 +150,11 @@ fn dispatch_frame(
 async fn write_responses(writer: OwnedWriteHalf, mut pending: mpsc::Receiver<ResponseSlot>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(slot) = pending.recv().await {
-        let Ok(Some(bytes)) = slot.await else {
-            continue;
+        let bytes = match slot.await {
+            Ok(Answer::Response(bytes)) => bytes,
+            Ok(Answer::NoResponse) => continue,
+            // Stop here: the client sees the connection end instead of waiting forever.
+            Ok(Answer::Close) | Err(_) => break,
         };
         broker_metrics::record_bytes_out(bytes.len());
         if writer.write_all(&bytes).await.is_err() {

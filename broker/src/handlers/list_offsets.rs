@@ -13,7 +13,7 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 
 pub async fn handle(
     broker: &Broker,
-    _version: i16,
+    version: i16,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let topics = request
@@ -28,7 +28,8 @@ pub async fn handle(
                         .with_partition_index(wanted.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1)
-                        .with_leader_epoch(0);
+                        // leader_epoch exists from v4; older versions must leave it unset.
+                        .with_leader_epoch(if version >= 4 { 0 } else { -1 });
                     let Some(partition) = broker.partition(&topic.name.0, wanted.partition_index)
                     else {
                         return response

@@ -23,6 +23,9 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
 
+#[cfg(test)]
+mod encoding_tests;
+
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use tracing::error;
