@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
+pub mod raft;
 pub mod server;
 pub mod storage;
 pub mod wire;

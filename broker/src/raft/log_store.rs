@@ -1,0 +1,199 @@
+//! Durable Raft state of every group on a node, behind one trait so that the same driver runs
+//! on raft-engine in the broker and on an in-memory store in the deterministic simulation.
+//!
+//! Writes come only from the driver's ready loop, as one [`StoreBatch`] per round (one sync for
+//! all groups); [`super::group_storage::GroupStorage`] reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("raft log store: {0}")]
+    Engine(String),
+    #[error("raft log of group {group} has no entry {index} (first {first}, last {last})")]
+    Missing {
+        group: u64,
+        index: u64,
+        first: u64,
+        last: u64,
+    },
+}
+
+/// Where a group's log starts: entries at and below `index` are compacted away; `term` is the
+/// term of entry `index` (0/0 for a log that was never compacted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TruncatedState {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// One group's part of a write.
+#[derive(Debug, Default)]
+pub struct GroupWrite {
+    /// New entries; any stored entries at or after the first of them are replaced.
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+    pub conf_state: Option<ConfState>,
+}
+
+/// Everything one ready round writes, for all groups, made durable together.
+#[derive(Debug, Default)]
+pub struct StoreBatch {
+    pub groups: BTreeMap<u64, GroupWrite>,
+}
+
+impl StoreBatch {
+    pub fn group(&mut self, group: u64) -> &mut GroupWrite {
+        self.groups.entry(group).or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+pub trait RaftLogStore: Send + Sync + 'static {
+    fn hard_state(&self, group: u64) -> StoreResult<HardState>;
+    fn conf_state(&self, group: u64) -> StoreResult<ConfState>;
+    fn truncated_state(&self, group: u64) -> StoreResult<TruncatedState>;
+    /// Entries in `[low, high)`, stopping early once `max_bytes` is reached (at least one).
+    fn entries(&self, group: u64, low: u64, high: u64, max_bytes: u64) -> StoreResult<Vec<Entry>>;
+    fn term(&self, group: u64, index: u64) -> StoreResult<u64>;
+    /// The last index held, or the truncated index when the log is empty.
+    fn last_index(&self, group: u64) -> StoreResult<u64>;
+    /// Applies the batch; when `sync`, it is durable when this returns.
+    fn write(&self, batch: StoreBatch, sync: bool) -> StoreResult<()>;
+    /// Forgets a group entirely (its partition was deleted).
+    fn remove_group(&self, group: u64) -> StoreResult<()>;
+    /// Total bytes the store occupies on its medium.
+    fn used_bytes(&self) -> u64;
+}
+
+#[derive(Clone, Debug, Default)]
+struct MemoryGroup {
+    hard_state: HardState,
+    conf_state: ConfState,
+    truncated: TruncatedState,
+    entries: Vec<Entry>,
+}
+
+/// An in-memory store for tests and the simulation. Everything written is "durable": a
+/// simulated crash drops the node's in-memory Raft state and keeps this store.
+#[derive(Clone, Default)]
+pub struct MemoryLogStore {
+    groups: Arc<RwLock<HashMap<u64, MemoryGroup>>>,
+}
+
+impl MemoryLogStore {
+    fn with_group<T>(&self, group: u64, read: impl FnOnce(&MemoryGroup) -> T) -> T {
+        let groups = self.groups.read();
+        match groups.get(&group) {
+            Some(state) => read(state),
+            None => read(&MemoryGroup::default()),
+        }
+    }
+}
+
+impl RaftLogStore for MemoryLogStore {
+    fn hard_state(&self, group: u64) -> StoreResult<HardState> {
+        Ok(self.with_group(group, |state| state.hard_state.clone()))
+    }
+
+    fn conf_state(&self, group: u64) -> StoreResult<ConfState> {
+        Ok(self.with_group(group, |state| state.conf_state.clone()))
+    }
+
+    fn truncated_state(&self, group: u64) -> StoreResult<TruncatedState> {
+        Ok(self.with_group(group, |state| state.truncated))
+    }
+
+    fn entries(&self, group: u64, low: u64, high: u64, max_bytes: u64) -> StoreResult<Vec<Entry>> {
+        self.with_group(group, |state| {
+            let first = state.truncated.index + 1;
+            let last = state.truncated.index + state.entries.len() as u64;
+            if low < first || high > last + 1 {
+                return Err(StoreError::Missing {
+                    group,
+                    index: low,
+                    first,
+                    last,
+                });
+            }
+            let mut taken = Vec::new();
+            let mut bytes = 0u64;
+            for entry in &state.entries[(low - first) as usize..(high - first) as usize] {
+                bytes += entry.compute_size() as u64;
+                if !taken.is_empty() && bytes > max_bytes {
+                    break;
+                }
+                taken.push(entry.clone());
+            }
+            Ok(taken)
+        })
+    }
+
+    fn term(&self, group: u64, index: u64) -> StoreResult<u64> {
+        self.with_group(group, |state| {
+            if index == state.truncated.index {
+                return Ok(state.truncated.term);
+            }
+            let first = state.truncated.index + 1;
+            let last = state.truncated.index + state.entries.len() as u64;
+            if index < first || index > last {
+                return Err(StoreError::Missing {
+                    group,
+                    index,
+                    first,
+                    last,
+                });
+            }
+            Ok(state.entries[(index - first) as usize].term)
+        })
+    }
+
+    fn last_index(&self, group: u64) -> StoreResult<u64> {
+        Ok(self.with_group(group, |state| {
+            state.truncated.index + state.entries.len() as u64
+        }))
+    }
+
+    fn write(&self, batch: StoreBatch, _sync: bool) -> StoreResult<()> {
+        let mut groups = self.groups.write();
+        for (group, write) in batch.groups {
+            let state = groups.entry(group).or_default();
+            if let Some(first) = write.entries.first() {
+                let keep = first.index.saturating_sub(state.truncated.index + 1) as usize;
+                state.entries.truncate(keep.min(state.entries.len()));
+                state.entries.extend(write.entries);
+            }
+            if let Some(hard_state) = write.hard_state {
+                state.hard_state = hard_state;
+            }
+            if let Some(conf_state) = write.conf_state {
+                state.conf_state = conf_state;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_group(&self, group: u64) -> StoreResult<()> {
+        self.groups.write().remove(&group);
+        Ok(())
+    }
+
+    fn used_bytes(&self) -> u64 {
+        let groups = self.groups.read();
+        groups
+            .values()
+            .flat_map(|state| state.entries.iter())
+            .map(|entry| entry.compute_size() as u64)
+            .sum()
+    }
+}

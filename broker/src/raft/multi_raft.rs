@@ -1,0 +1,313 @@
+//! The multi-Raft driver of one node: every Raft group this node is a member of, stepped and
+//! ticked together, with one durable write per round for all of them.
+//!
+//! It is sans-I/O apart from its [`RaftLogStore`]: messages to send and committed entries to
+//! apply come back in an [`Output`]; the caller moves them (over TCP in the broker, through a
+//! simulated network in the simulation). The ready handling follows raft-rs's documented order:
+//! messages that need no persistence, committed entries, then entries and hard state written and
+//! synced, then the messages that depended on them, then `advance`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use raft::eraftpb::{ConfState, Entry, Message};
+use raft::{RawNode, StateRole};
+
+use super::group_storage::GroupStorage;
+use super::log_store::{RaftLogStore, StoreBatch, StoreResult};
+
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    pub node_id: u64,
+    /// Ticks without a leader's heartbeat before a follower campaigns (randomised up to 2x).
+    pub election_tick: usize,
+    /// Ticks between a leader's heartbeats.
+    pub heartbeat_tick: usize,
+    /// Largest append message, in bytes.
+    pub max_size_per_msg: u64,
+    /// Append messages in flight per follower.
+    pub max_inflight_msgs: usize,
+}
+
+impl RaftSettings {
+    pub fn new(node_id: u64) -> RaftSettings {
+        RaftSettings {
+            node_id,
+            election_tick: 10,
+            heartbeat_tick: 2,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Outbound {
+    pub to: u64,
+    pub group: u64,
+    pub message: Message,
+}
+
+#[derive(Debug)]
+pub struct Committed {
+    pub group: u64,
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleChange {
+    pub group: u64,
+    pub role: StateRole,
+    pub leader: u64,
+}
+
+/// What one round produced for the caller to carry out, in order.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub messages: Vec<Outbound>,
+    pub committed: Vec<Committed>,
+    pub role_changes: Vec<RoleChange>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.committed.is_empty() && self.role_changes.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub role: StateRole,
+    pub leader: u64,
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_index: u64,
+    /// For a leader: each voter's matched index.
+    pub matched: BTreeMap<u64, u64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProposeError {
+    #[error("this node does not hold group {0}")]
+    UnknownGroup(u64),
+    #[error("not the leader (leader is {leader}, 0 when unknown)")]
+    NotLeader { leader: u64 },
+    #[error("proposal dropped ({0})")]
+    Dropped(String),
+}
+
+pub struct MultiRaft {
+    settings: RaftSettings,
+    store: Arc<dyn RaftLogStore>,
+    /// Ordered, so that iteration (and with it the simulation) is deterministic.
+    groups: BTreeMap<u64, RawNode<GroupStorage>>,
+    /// Groups whose hard state changed outside a ready (commit advanced in a light ready).
+    hard_state_dirty: Vec<u64>,
+    logger: slog::Logger,
+}
+
+impl MultiRaft {
+    pub fn new(settings: RaftSettings, store: Arc<dyn RaftLogStore>) -> MultiRaft {
+        MultiRaft {
+            settings,
+            store,
+            groups: BTreeMap::new(),
+            hard_state_dirty: Vec::new(),
+            logger: super::logger::raft_logger(),
+        }
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.settings.node_id
+    }
+
+    pub fn has_group(&self, group: u64) -> bool {
+        self.groups.contains_key(&group)
+    }
+
+    pub fn group_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// Starts (or restarts) this node's member of `group`. A group seen for the first time is
+    /// bootstrapped with `voters` as its configuration; `applied` is the last index the caller
+    /// has durably applied, so raft re-delivers everything committed after it.
+    pub fn create_group(&mut self, group: u64, voters: &[u64], applied: u64) -> raft::Result<()> {
+        if self.groups.contains_key(&group) {
+            return Ok(());
+        }
+        let store_error = |error: super::log_store::StoreError| {
+            raft::Error::Store(raft::StorageError::Other(error.to_string().into()))
+        };
+        let conf_state = self.store.conf_state(group).map_err(store_error)?;
+        if conf_state.voters.is_empty() {
+            let mut batch = StoreBatch::default();
+            batch.group(group).conf_state = Some(ConfState::from((voters.to_vec(), vec![])));
+            self.store.write(batch, true).map_err(store_error)?;
+        }
+        let commit = self.store.hard_state(group).map_err(store_error)?.commit;
+        let config = raft::Config {
+            id: self.settings.node_id,
+            election_tick: self.settings.election_tick,
+            heartbeat_tick: self.settings.heartbeat_tick,
+            applied: applied.min(commit),
+            max_size_per_msg: self.settings.max_size_per_msg,
+            max_inflight_msgs: self.settings.max_inflight_msgs,
+            check_quorum: true,
+            pre_vote: true,
+            ..raft::Config::default()
+        };
+        let storage = GroupStorage::new(self.store.clone(), group);
+        let logger = self
+            .logger
+            .new(slog::o!("group" => group, "node" => self.settings.node_id));
+        let node = RawNode::new(&config, storage, &logger)?;
+        self.groups.insert(group, node);
+        Ok(())
+    }
+
+    /// Stops this node's member of `group` and forgets its log.
+    pub fn remove_group(&mut self, group: u64) -> StoreResult<()> {
+        self.groups.remove(&group);
+        self.store.remove_group(group)
+    }
+
+    pub fn tick(&mut self) {
+        for node in self.groups.values_mut() {
+            node.tick();
+        }
+    }
+
+    /// Feeds a message from a peer; false when this node does not hold the group (yet).
+    pub fn step(&mut self, group: u64, message: Message) -> bool {
+        match self.groups.get_mut(&group) {
+            Some(node) => {
+                // Errors here are stale or foreign messages (e.g. from an old term); raft has
+                // already ignored them.
+                let _ = node.step(message);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Proposes `data` in `group`. Only a leader accepts: a follower answers with who leads.
+    pub fn propose(&mut self, group: u64, data: Vec<u8>) -> Result<(), ProposeError> {
+        let node = self
+            .groups
+            .get_mut(&group)
+            .ok_or(ProposeError::UnknownGroup(group))?;
+        if node.raft.state != StateRole::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: node.raft.leader_id,
+            });
+        }
+        node.propose(Vec::new(), data)
+            .map_err(|error| ProposeError::Dropped(error.to_string()))
+    }
+
+    pub fn transfer_leader(&mut self, group: u64, to: u64) {
+        if let Some(node) = self.groups.get_mut(&group) {
+            node.transfer_leader(to);
+        }
+    }
+
+    pub fn report_unreachable(&mut self, group: u64, peer: u64) {
+        if let Some(node) = self.groups.get_mut(&group) {
+            node.report_unreachable(peer);
+        }
+    }
+
+    pub fn status(&self, group: u64) -> Option<GroupStatus> {
+        let node = self.groups.get(&group)?;
+        let raft = &node.raft;
+        let matched = if raft.state == StateRole::Leader {
+            raft.prs()
+                .iter()
+                .map(|(id, progress)| (*id, progress.matched))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        Some(GroupStatus {
+            role: raft.state,
+            leader: raft.leader_id,
+            term: raft.term,
+            commit: raft.raft_log.committed,
+            applied: raft.raft_log.applied,
+            last_index: raft.raft_log.last_index(),
+            matched,
+        })
+    }
+
+    /// Handles every group's ready state: one durable write for all of them, then the messages
+    /// and committed entries into `output`.
+    pub fn handle_ready(&mut self, output: &mut Output) -> StoreResult<()> {
+        let mut batch = StoreBatch::default();
+        for group in self.hard_state_dirty.drain(..) {
+            if let Some(node) = self.groups.get(&group) {
+                batch.group(group).hard_state = Some(node.raft.hard_state());
+            }
+        }
+        let mut readies = Vec::new();
+        for (group, node) in self.groups.iter_mut() {
+            if !node.has_ready() {
+                continue;
+            }
+            let mut ready = node.ready();
+            if let Some(soft_state) = ready.ss() {
+                output.role_changes.push(RoleChange {
+                    group: *group,
+                    role: soft_state.raft_state,
+                    leader: soft_state.leader_id,
+                });
+            }
+            push_messages(&mut output.messages, *group, ready.take_messages());
+            push_committed(
+                &mut output.committed,
+                *group,
+                ready.take_committed_entries(),
+            );
+            let write = batch.group(*group);
+            write.entries = ready.take_entries();
+            write.hard_state = ready.hs().cloned();
+            readies.push((*group, ready));
+        }
+        batch.groups.retain(|_, write| {
+            !write.entries.is_empty() || write.hard_state.is_some() || write.conf_state.is_some()
+        });
+        if !batch.is_empty() {
+            self.store.write(batch, true)?;
+        }
+        for (group, mut ready) in readies {
+            let node = self
+                .groups
+                .get_mut(&group)
+                .expect("group held during this round");
+            push_messages(&mut output.messages, group, ready.take_persisted_messages());
+            let mut light = node.advance(ready);
+            if light.commit_index().is_some() {
+                self.hard_state_dirty.push(group);
+            }
+            push_messages(&mut output.messages, group, light.take_messages());
+            push_committed(&mut output.committed, group, light.take_committed_entries());
+            node.advance_apply();
+        }
+        Ok(())
+    }
+}
+
+fn push_messages(messages: &mut Vec<Outbound>, group: u64, new: Vec<Message>) {
+    messages.extend(new.into_iter().map(|message| Outbound {
+        to: message.to,
+        group,
+        message,
+    }));
+}
+
+fn push_committed(committed: &mut Vec<Committed>, group: u64, entries: Vec<Entry>) {
+    if !entries.is_empty() {
+        committed.push(Committed { group, entries });
+    }
+}
