@@ -1,30 +1,41 @@
-//! The broker's state on one node: config, topic catalog, open partitions, the group
-//! coordinator and the producer-id allocator. Handlers get `&Broker`.
+//! The broker's state on one node: config, the replicated catalog, the local partition
+//! replicas, the cluster (Raft) handle, the group coordinator and the producer-id allocator.
+//! Handlers get `&Broker`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, CatalogError, TopicSpec};
-use crate::config::Config;
+use crate::catalog::{BrokerAddress, Catalog, MetadataCommand, TopicSpec};
+use crate::cluster::membership::parse_peers;
+use crate::cluster::replicas::LocalReplicas;
+use crate::cluster::{Cluster, ClusterSettings, MetadataError, PartitionOpener};
+use crate::config::{Config, FsyncPolicy};
 use crate::group::{GroupCoordinator, GroupSettings};
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdAllocator;
+use crate::raft::engine_store::EngineLogStore;
 use crate::storage::LogConfig;
+
+/// How long a metadata change (topic creation, ...) may take to apply.
+pub const METADATA_CHANGE_TIMEOUT_MS: u64 = 10_000;
+/// How often replicas sync their logs and record their checkpoint.
+pub const CHECKPOINT_INTERVAL_MS: u64 = 2_000;
+/// How often an unregistered node retries registering its client address.
+const REGISTRATION_RETRY_MS: u64 = 250;
 
 pub struct Broker {
     pub config: Config,
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
+    pub cluster: Cluster,
+    pub replicas: Arc<LocalReplicas>,
     pub groups: Arc<GroupCoordinator>,
     pub producer_ids: ProducerIdAllocator,
-    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
-    /// Serialises topic creation, deletion and growth.
-    topic_changes: Mutex<()>,
     background_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -34,11 +45,76 @@ pub fn now_ms() -> i64 {
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
+/// The log settings of a topic: its configs over the broker defaults.
+pub fn log_config(config: &Config, spec: &TopicSpec) -> LogConfig {
+    let setting = |key: &str| {
+        spec.configs
+            .get(key)
+            .and_then(|value| value.parse::<i64>().ok())
+    };
+    let retention_bytes = setting("retention.bytes").unwrap_or(config.retention_bytes);
+    let retention_ms = setting("retention.ms").unwrap_or(config.retention_ms);
+    let segment_bytes = setting("segment.bytes")
+        .map_or(config.segment_bytes, |bytes| bytes.max(1024 * 1024) as u64);
+    LogConfig {
+        segment_bytes,
+        retention_bytes: (retention_bytes >= 0).then_some(retention_bytes as u64),
+        retention_ms: (retention_ms >= 0).then_some(retention_ms),
+        ..LogConfig::default()
+    }
+}
+
+/// A replica's directory: named by its Raft group too, so a re-created topic never reuses
+/// the files of an old one.
+fn partition_directory(data_dir: &std::path::Path, spec: &TopicSpec, index: i32) -> PathBuf {
+    let group = spec.assignments[index as usize].group_id;
+    data_dir
+        .join("partitions")
+        .join(format!("{}-{index}.g{group}", spec.name))
+}
+
 impl Broker {
     pub async fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let catalog = Catalog::open(&config.data_dir.join("catalog.json"))?;
-        let producer_ids = ProducerIdAllocator::open(&config.data_dir.join("producer-ids.json"))?;
+        let node_id = config.node_id as u64;
+        let mut peers =
+            parse_peers(&config.peers).map_err(|error| anyhow::anyhow!("--peers: {error}"))?;
+        peers.remove(&node_id);
+        let mut nodes: Vec<i32> = peers.keys().map(|id| *id as i32).collect();
+        nodes.push(config.node_id);
+        let catalog = Arc::new(Catalog::new(&nodes));
+        let replicas = Arc::new(LocalReplicas::default());
+        let store = Arc::new(EngineLogStore::open(&config.data_dir.join("raft"))?);
+        let opener: PartitionOpener = {
+            let config = config.clone();
+            Arc::new(move |spec: &TopicSpec, index: i32| {
+                let directory = partition_directory(&config.data_dir, spec, index);
+                let group_id = spec.assignments[index as usize].group_id;
+                let (partition, applied) = Partition::open(
+                    &spec.name,
+                    index,
+                    group_id,
+                    &directory,
+                    log_config(&config, spec),
+                )
+                .map_err(|error| anyhow::anyhow!("opening {}: {error}", directory.display()))?;
+                Ok((Arc::new(partition), applied))
+            })
+        };
+        let tick_ms = (config.raft_heartbeat_interval_ms / 2).max(10);
+        let settings = ClusterSettings {
+            node_id,
+            raft_listen: config.raft_listen,
+            peers,
+            tick: Duration::from_millis(tick_ms),
+            heartbeat_ticks: 2,
+            election_ticks: ((config.raft_election_timeout_ms / tick_ms) as usize).max(3),
+            sync_writes: config.fsync == FsyncPolicy::Always,
+        };
+        let cluster =
+            Cluster::start(settings, store, catalog.clone(), replicas.clone(), opener).await?;
+        let producer_ids =
+            ProducerIdAllocator::open(&config.data_dir.join("producer-ids.json"), node_id)?;
         let groups = GroupCoordinator::open(
             &config.data_dir.join("groups"),
             GroupSettings {
@@ -50,156 +126,157 @@ impl Broker {
         let broker = Arc::new(Broker {
             config,
             catalog,
+            cluster,
+            replicas,
             groups: groups.clone(),
             producer_ids,
-            partitions: RwLock::new(HashMap::new()),
-            topic_changes: Mutex::new(()),
             background_tasks: Mutex::new(Vec::new()),
         });
-        for spec in broker.catalog.topics() {
-            for index in 0..spec.partitions {
-                broker.open_partition(&spec, index)?;
-            }
-        }
-        let expiry = groups.spawn_expiry();
-        let retention = tokio::spawn(retention_loop(Arc::downgrade(&broker)));
-        broker.background_tasks.lock().extend([expiry, retention]);
+        let tasks = [
+            groups.spawn_expiry(),
+            tokio::spawn(retention_loop(Arc::downgrade(&broker))),
+            tokio::spawn(checkpoint_loop(Arc::downgrade(&broker))),
+            tokio::spawn(register(Arc::downgrade(&broker))),
+        ];
+        broker.background_tasks.lock().extend(tasks);
         Ok(broker)
     }
 
+    /// The local replica of a partition, if this node holds one.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .get(&(topic.to_string(), index))
-            .cloned()
+        let spec = self.catalog.topic(topic)?;
+        let assignment = spec.assignments.get(usize::try_from(index).ok()?)?;
+        self.replicas.get(assignment.group_id)
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().values().cloned().collect()
+        self.replicas.all()
     }
 
-    fn partition_directory(&self, topic: &str, index: i32) -> PathBuf {
-        self.config
-            .data_dir
-            .join("topics")
-            .join(format!("{topic}-{index}"))
+    /// Ready to serve: a metadata leader is known and this node's address is registered.
+    pub fn is_ready(&self) -> bool {
+        self.cluster.metadata_leader().is_some()
+            && self.catalog.broker(self.config.node_id).is_some()
     }
 
-    fn log_config(&self, spec: &TopicSpec) -> LogConfig {
-        let setting = |key: &str| {
-            spec.configs
-                .get(key)
-                .and_then(|value| value.parse::<i64>().ok())
-        };
-        let retention_bytes = setting("retention.bytes").unwrap_or(self.config.retention_bytes);
-        let retention_ms = setting("retention.ms").unwrap_or(self.config.retention_ms);
-        let segment_bytes = setting("segment.bytes").map_or(self.config.segment_bytes, |bytes| {
-            bytes.max(1024 * 1024) as u64
-        });
-        LogConfig {
-            segment_bytes,
-            retention_bytes: (retention_bytes >= 0).then_some(retention_bytes as u64),
-            retention_ms: (retention_ms >= 0).then_some(retention_ms),
-            ..LogConfig::default()
-        }
+    async fn change_metadata(&self, command: MetadataCommand) -> Result<(), MetadataError> {
+        self.catalog.check(&command)?;
+        let timeout = Duration::from_millis(METADATA_CHANGE_TIMEOUT_MS);
+        self.cluster.change_metadata(command, timeout).await
     }
 
-    fn open_partition(&self, spec: &TopicSpec, index: i32) -> anyhow::Result<()> {
-        let directory = self.partition_directory(&spec.name, index);
-        let partition = Partition::open(
-            &spec.name,
-            index,
-            &directory,
-            self.log_config(spec),
-            self.config.fsync,
-        )
-        .map_err(|error| anyhow::anyhow!("opening {}: {error}", directory.display()))?;
-        self.partitions
-            .write()
-            .insert((spec.name.clone(), index), Arc::new(partition));
-        Ok(())
-    }
-
-    /// Creates a topic and opens its partitions. Leftover files of an earlier topic of the
-    /// same name (deleted while the broker crashed) are removed first: a new topic is empty.
-    pub fn create_topic(
+    /// Creates a topic through the metadata group; returns it once applied on this node.
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         replication_factor: i16,
         configs: BTreeMap<String, String>,
-    ) -> Result<TopicSpec, CatalogError> {
-        let _serialised = self.topic_changes.lock();
-        let spec = TopicSpec {
+    ) -> Result<TopicSpec, MetadataError> {
+        let command = MetadataCommand::CreateTopic {
             name: name.to_string(),
             topic_id: Uuid::new_v4(),
             partitions,
             replication_factor,
             configs,
         };
-        crate::catalog::validate_topic_name(name)?;
-        for index in 0..partitions.max(0) {
-            let _ = std::fs::remove_dir_all(self.partition_directory(name, index));
-        }
-        self.catalog.create(spec.clone())?;
-        for index in 0..partitions {
-            if let Err(error) = self.open_partition(&spec, index) {
-                warn!(topic = name, index, %error, "could not open a new partition");
-            }
-        }
-        info!(topic = name, partitions, "created topic");
-        Ok(spec)
+        self.change_metadata(command).await?;
+        info!(
+            topic = name,
+            partitions, replication_factor, "created topic"
+        );
+        self.catalog.topic(name).ok_or(MetadataError::Unavailable)
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<TopicSpec, CatalogError> {
-        let _serialised = self.topic_changes.lock();
-        let spec = self.catalog.delete(name)?;
-        for index in 0..spec.partitions {
-            let removed = self.partitions.write().remove(&(name.to_string(), index));
-            if let Some(partition) = removed.and_then(|partition| Arc::try_unwrap(partition).ok()) {
-                if let Err(error) = partition.delete() {
-                    warn!(topic = name, index, %error, "could not delete partition files");
-                }
-            } else {
-                let _ = std::fs::remove_dir_all(self.partition_directory(name, index));
-            }
-        }
-        info!(topic = name, "deleted topic");
-        Ok(spec)
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicSpec, MetadataError> {
+        let spec = self.catalog.topic(name);
+        self.change_metadata(MetadataCommand::DeleteTopic {
+            name: name.to_string(),
+        })
+        .await?;
+        spec.ok_or(MetadataError::Unavailable)
     }
 
-    pub fn create_partitions(&self, name: &str, count: i32) -> Result<(), CatalogError> {
-        let _serialised = self.topic_changes.lock();
-        let old = self.catalog.grow_partitions(name, count)?;
-        let spec = self
-            .catalog
-            .topic(name)
-            .ok_or_else(|| CatalogError::NotFound(name.into()))?;
-        for index in old..count {
-            let _ = std::fs::remove_dir_all(self.partition_directory(name, index));
-            if let Err(error) = self.open_partition(&spec, index) {
-                warn!(topic = name, index, %error, "could not open a new partition");
-            }
-        }
-        Ok(())
+    pub async fn create_partitions(&self, name: &str, count: i32) -> Result<(), MetadataError> {
+        self.change_metadata(MetadataCommand::CreatePartitions {
+            name: name.to_string(),
+            count,
+        })
+        .await
     }
 
-    /// Syncs every log and the group journal; called after connections have drained.
+    /// Checkpoints every replica and syncs the group journal; stops replication. Called after
+    /// connections have drained.
     pub async fn close(&self) -> anyhow::Result<()> {
         for task in self.background_tasks.lock().drain(..) {
             task.abort();
         }
-        let mut first_error = None;
-        for partition in self.all_partitions() {
-            if let Err(error) = partition.sync() {
-                warn!(topic = %partition.topic, index = partition.index, %error, "sync at shutdown failed");
-                first_error.get_or_insert(error);
+        self.cluster.shutdown().await;
+        let partitions = self.all_partitions();
+        let checkpointed = tokio::task::spawn_blocking(move || {
+            let mut first_error = None;
+            for partition in partitions {
+                if let Err(error) = partition.checkpoint() {
+                    warn!(topic = %partition.topic, index = partition.index, %error, "checkpoint at shutdown failed");
+                    first_error.get_or_insert(error);
+                }
             }
-        }
+            first_error
+        })
+        .await?;
         self.groups.shutdown().await;
-        match first_error {
+        match checkpointed {
             Some(error) => Err(error.into()),
             None => Ok(()),
+        }
+    }
+}
+
+/// Registers this node's client address in the catalog (until it is there).
+async fn register(broker: std::sync::Weak<Broker>) {
+    loop {
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        let (host, port) = broker.config.advertised();
+        let address = BrokerAddress {
+            node_id: broker.config.node_id,
+            host,
+            port,
+        };
+        if broker.catalog.broker(address.node_id).as_ref() == Some(&address) {
+            return;
+        }
+        let timeout = Duration::from_millis(REGISTRATION_RETRY_MS * 4);
+        let _ = broker
+            .cluster
+            .change_metadata(MetadataCommand::RegisterBroker(address), timeout)
+            .await;
+        drop(broker);
+        tokio::time::sleep(Duration::from_millis(REGISTRATION_RETRY_MS)).await;
+    }
+}
+
+async fn checkpoint_loop(broker: std::sync::Weak<Broker>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(CHECKPOINT_INTERVAL_MS));
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        let partitions = broker.all_partitions();
+        drop(broker);
+        let done = tokio::task::spawn_blocking(move || {
+            for partition in partitions {
+                if let Err(error) = partition.checkpoint() {
+                    warn!(topic = %partition.topic, index = partition.index, %error, "checkpoint failed");
+                }
+            }
+        })
+        .await;
+        if done.is_err() {
+            return;
         }
     }
 }

@@ -1,13 +1,9 @@
-//! The topic catalog: which topics exist, their partition counts, ids and configs.
-//!
-//! Durable as one JSON file replaced atomically (write a temporary file, fsync, rename, fsync
-//! the directory), so a crash leaves either the old or the new catalog, never a mix. With
-//! replication this state moves into the metadata Raft group; the interface stays.
+//! The cluster catalog: topics (ids, partition placement, configs) and the brokers' client
+//! addresses. It is the state machine of the metadata Raft group: it changes only by applying
+//! committed [`MetadataCommand`]s, in log order, on every node, so every node holds the same
+//! catalog. Being deterministic is its whole contract: no clocks, no randomness, no I/O.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -17,19 +13,75 @@ use uuid::Uuid;
 pub const MAX_TOPIC_NAME_CHARS: usize = 249;
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+/// The metadata group's Raft group id; partition groups are numbered from 1.
+pub const METADATA_GROUP_ID: u64 = 0;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionAssignment {
+    /// The partition's Raft group, unique for the life of the cluster (a re-created topic gets
+    /// new groups, so its old replicas can never be mistaken for the new ones).
+    pub group_id: u64,
+    /// Replica node ids; the first is the preferred leader.
+    pub replicas: Vec<i32>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicSpec {
     pub name: String,
     pub topic_id: Uuid,
-    pub partitions: i32,
     pub replication_factor: i16,
     /// Topic-level configs that override broker defaults (`retention.ms`, `retention.bytes`,
     /// `segment.bytes`).
     pub configs: BTreeMap<String, String>,
+    /// One per partition, by index.
+    pub assignments: Vec<PartitionAssignment>,
 }
 
-#[derive(Debug, thiserror::Error)]
+impl TopicSpec {
+    pub fn partitions(&self) -> i32 {
+        self.assignments.len() as i32
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerAddress {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// A change to the catalog, as proposed to the metadata group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    RegisterBroker(BrokerAddress),
+    CreateTopic {
+        name: String,
+        topic_id: Uuid,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+    },
+}
+
+/// What applying a command changed, for the node to act on (open or drop local replicas).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatalogChange {
+    Nothing,
+    PartitionsCreated {
+        topic: TopicSpec,
+        indexes: std::ops::Range<i32>,
+    },
+    TopicDeleted(TopicSpec),
+}
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CatalogError {
     #[error("topic '{0}' already exists")]
     AlreadyExists(String),
@@ -39,130 +91,177 @@ pub enum CatalogError {
     InvalidName { name: String, reason: &'static str },
     #[error("invalid partition count {count}: {reason}")]
     InvalidPartitions { count: i32, reason: &'static str },
-    #[error("catalog file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("catalog file {path} is corrupt: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error("replication factor {factor} is not between 1 and the {nodes} node(s) of the cluster")]
+    InvalidReplicationFactor { factor: i16, nodes: usize },
+}
+
+#[derive(Clone, Debug, Default)]
+struct CatalogState {
+    topics: BTreeMap<String, TopicSpec>,
+    brokers: BTreeMap<i32, BrokerAddress>,
+    /// The last partition group id handed out.
+    last_group_id: u64,
+    /// Partitions placed so far; rotates the first replica so leaders spread over the nodes.
+    placed_partitions: u64,
 }
 
 pub struct Catalog {
-    path: PathBuf,
-    topics: RwLock<BTreeMap<String, TopicSpec>>,
+    /// Every voter of the metadata group, sorted: where replicas can go.
+    nodes: Vec<i32>,
+    state: RwLock<CatalogState>,
 }
 
 impl Catalog {
-    pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
-        let io = |source| CatalogError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let topics = match fs::read(path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| CatalogError::Corrupt {
-                    path: path.to_path_buf(),
-                    source,
-                })?
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(error) => return Err(io(error)),
-        };
-        Ok(Catalog {
-            path: path.to_path_buf(),
-            topics: RwLock::new(topics),
-        })
+    pub fn new(nodes: &[i32]) -> Catalog {
+        let mut nodes = nodes.to_vec();
+        nodes.sort_unstable();
+        nodes.dedup();
+        Catalog {
+            nodes,
+            state: RwLock::new(CatalogState::default()),
+        }
+    }
+
+    pub fn nodes(&self) -> &[i32] {
+        &self.nodes
     }
 
     pub fn partition_count(&self, topic: &str) -> Option<i32> {
-        self.topics.read().get(topic).map(|spec| spec.partitions)
+        self.state
+            .read()
+            .topics
+            .get(topic)
+            .map(TopicSpec::partitions)
     }
 
     pub fn topic(&self, name: &str) -> Option<TopicSpec> {
-        self.topics.read().get(name).cloned()
+        self.state.read().topics.get(name).cloned()
     }
 
     pub fn topic_by_id(&self, topic_id: Uuid) -> Option<TopicSpec> {
-        self.topics
+        self.state
             .read()
+            .topics
             .values()
             .find(|spec| spec.topic_id == topic_id)
             .cloned()
     }
 
     pub fn topics(&self) -> Vec<TopicSpec> {
-        self.topics.read().values().cloned().collect()
+        self.state.read().topics.values().cloned().collect()
     }
 
-    pub fn create(&self, spec: TopicSpec) -> Result<(), CatalogError> {
-        validate_topic_name(&spec.name)?;
-        validate_partition_count(spec.partitions)?;
-        let mut topics = self.topics.write();
-        if topics.contains_key(&spec.name) {
-            return Err(CatalogError::AlreadyExists(spec.name));
+    pub fn brokers(&self) -> Vec<BrokerAddress> {
+        self.state.read().brokers.values().cloned().collect()
+    }
+
+    pub fn broker(&self, node_id: i32) -> Option<BrokerAddress> {
+        self.state.read().brokers.get(&node_id).cloned()
+    }
+
+    /// Checks a command against the current state without applying it (to refuse early,
+    /// before proposing). Applying re-checks, since the state may change in between.
+    pub fn check(&self, command: &MetadataCommand) -> Result<(), CatalogError> {
+        let mut state = self.state.read().clone();
+        self.apply_to(&mut state, command).map(|_| ())
+    }
+
+    pub fn apply(&self, command: &MetadataCommand) -> Result<CatalogChange, CatalogError> {
+        let mut state = self.state.write();
+        self.apply_to(&mut state, command)
+    }
+
+    fn apply_to(
+        &self,
+        state: &mut CatalogState,
+        command: &MetadataCommand,
+    ) -> Result<CatalogChange, CatalogError> {
+        match command {
+            MetadataCommand::RegisterBroker(address) => {
+                state.brokers.insert(address.node_id, address.clone());
+                Ok(CatalogChange::Nothing)
+            }
+            MetadataCommand::CreateTopic {
+                name,
+                topic_id,
+                partitions,
+                replication_factor,
+                configs,
+            } => {
+                validate_topic_name(name)?;
+                validate_partition_count(*partitions)?;
+                if *replication_factor < 1 || *replication_factor as usize > self.nodes.len() {
+                    return Err(CatalogError::InvalidReplicationFactor {
+                        factor: *replication_factor,
+                        nodes: self.nodes.len(),
+                    });
+                }
+                if state.topics.contains_key(name) {
+                    return Err(CatalogError::AlreadyExists(name.clone()));
+                }
+                let mut spec = TopicSpec {
+                    name: name.clone(),
+                    topic_id: *topic_id,
+                    replication_factor: *replication_factor,
+                    configs: configs.clone(),
+                    assignments: Vec::new(),
+                };
+                self.place(state, &mut spec, *partitions);
+                state.topics.insert(name.clone(), spec.clone());
+                Ok(CatalogChange::PartitionsCreated {
+                    topic: spec,
+                    indexes: 0..*partitions,
+                })
+            }
+            MetadataCommand::DeleteTopic { name } => {
+                let spec = state
+                    .topics
+                    .remove(name)
+                    .ok_or_else(|| CatalogError::NotFound(name.clone()))?;
+                Ok(CatalogChange::TopicDeleted(spec))
+            }
+            MetadataCommand::CreatePartitions { name, count } => {
+                validate_partition_count(*count)?;
+                let mut spec = state
+                    .topics
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| CatalogError::NotFound(name.clone()))?;
+                let old = spec.partitions();
+                if *count <= old {
+                    return Err(CatalogError::InvalidPartitions {
+                        count: *count,
+                        reason: "partitions can only be added",
+                    });
+                }
+                self.place(state, &mut spec, *count);
+                state.topics.insert(name.clone(), spec.clone());
+                Ok(CatalogChange::PartitionsCreated {
+                    topic: spec,
+                    indexes: old..*count,
+                })
+            }
         }
-        let mut next = topics.clone();
-        next.insert(spec.name.clone(), spec);
-        self.persist(&next)?;
-        *topics = next;
-        Ok(())
     }
 
-    pub fn delete(&self, name: &str) -> Result<TopicSpec, CatalogError> {
-        let mut topics = self.topics.write();
-        let mut next = topics.clone();
-        let removed = next
-            .remove(name)
-            .ok_or_else(|| CatalogError::NotFound(name.to_string()))?;
-        self.persist(&next)?;
-        *topics = next;
-        Ok(removed)
-    }
-
-    /// Raises a topic's partition count; returns the old count.
-    pub fn grow_partitions(&self, name: &str, count: i32) -> Result<i32, CatalogError> {
-        validate_partition_count(count)?;
-        let mut topics = self.topics.write();
-        let mut next = topics.clone();
-        let spec = next
-            .get_mut(name)
-            .ok_or_else(|| CatalogError::NotFound(name.to_string()))?;
-        let old = spec.partitions;
-        if count <= old {
-            return Err(CatalogError::InvalidPartitions {
-                count,
-                reason: "partitions can only be added",
+    /// Adds assignments until the topic has `count` partitions: each gets a new group id and
+    /// `replication_factor` consecutive nodes, starting one node further for every partition
+    /// placed in the cluster, so preferred leaders spread evenly.
+    fn place(&self, state: &mut CatalogState, spec: &mut TopicSpec, count: i32) {
+        let factor = spec.replication_factor as usize;
+        while spec.partitions() < count {
+            state.last_group_id += 1;
+            let start = (state.placed_partitions % self.nodes.len() as u64) as usize;
+            state.placed_partitions += 1;
+            let replicas = (0..factor)
+                .map(|k| self.nodes[(start + k) % self.nodes.len()])
+                .collect();
+            spec.assignments.push(PartitionAssignment {
+                group_id: state.last_group_id,
+                replicas,
             });
         }
-        spec.partitions = count;
-        self.persist(&next)?;
-        *topics = next;
-        Ok(old)
     }
-
-    fn persist(&self, topics: &BTreeMap<String, TopicSpec>) -> Result<(), CatalogError> {
-        let bytes = serde_json::to_vec_pretty(topics).expect("catalog serializes");
-        write_atomically(&self.path, &bytes).map_err(|source| CatalogError::Io {
-            path: self.path.clone(),
-            source,
-        })
-    }
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves the old or the new content.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let directory = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(directory)?;
-    let temporary = path.with_extension("tmp");
-    let mut file = fs::File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&temporary, path)?;
-    fs::File::open(directory)?.sync_all()
 }
 
 pub fn validate_topic_name(name: &str) -> Result<(), CatalogError> {
@@ -210,63 +309,84 @@ fn validate_partition_count(count: i32) -> Result<(), CatalogError> {
 mod tests {
     use super::*;
 
-    fn spec(name: &str, partitions: i32) -> TopicSpec {
-        TopicSpec {
+    fn create(name: &str, partitions: i32, replication_factor: i16) -> MetadataCommand {
+        MetadataCommand::CreateTopic {
             name: name.into(),
-            topic_id: Uuid::new_v4(),
+            topic_id: Uuid::from_u128(7),
             partitions,
-            replication_factor: 1,
+            replication_factor,
             configs: BTreeMap::new(),
         }
     }
 
     #[test]
-    fn topics_survive_reopen() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("catalog.json");
-        let catalog = Catalog::open(&path).unwrap();
-        catalog.create(spec("events", 3)).unwrap();
-        catalog.create(spec("audit", 1)).unwrap();
-        catalog.grow_partitions("audit", 4).unwrap();
-        catalog.delete("events").unwrap();
-        let reopened = Catalog::open(&path).unwrap();
-        assert_eq!(reopened.partition_count("audit"), Some(4));
-        assert_eq!(reopened.partition_count("events"), None);
+    fn placement_spreads_preferred_leaders_and_group_ids_are_never_reused() {
+        let catalog = Catalog::new(&[3, 1, 2]);
+        catalog.apply(&create("events", 6, 3)).unwrap();
+        let spec = catalog.topic("events").unwrap();
+        let leaders: Vec<i32> = spec.assignments.iter().map(|a| a.replicas[0]).collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+        assert!(spec.assignments.iter().all(|a| a.replicas.len() == 3));
+        catalog
+            .apply(&MetadataCommand::DeleteTopic {
+                name: "events".into(),
+            })
+            .unwrap();
+        catalog.apply(&create("events", 1, 1)).unwrap();
+        assert_eq!(catalog.topic("events").unwrap().assignments[0].group_id, 7);
     }
 
     #[test]
-    fn bad_names_and_counts_are_refused() {
-        let directory = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(&directory.path().join("catalog.json")).unwrap();
+    fn the_same_commands_give_the_same_catalog_on_every_node() {
+        let commands = [
+            create("a", 3, 2),
+            create("b", 2, 1),
+            MetadataCommand::CreatePartitions {
+                name: "a".into(),
+                count: 5,
+            },
+            MetadataCommand::DeleteTopic { name: "b".into() },
+        ];
+        let one = Catalog::new(&[1, 2, 3]);
+        let two = Catalog::new(&[1, 2, 3]);
+        for command in &commands {
+            assert_eq!(one.apply(command), two.apply(command));
+        }
+        assert_eq!(one.topics(), two.topics());
+    }
+
+    #[test]
+    fn bad_commands_are_refused_and_change_nothing() {
+        let catalog = Catalog::new(&[1, 2, 3]);
         assert!(matches!(
-            catalog.create(spec("a/b", 1)),
+            catalog.apply(&create("a/b", 1, 1)),
             Err(CatalogError::InvalidName { .. })
         ));
         assert!(matches!(
-            catalog.create(spec("..", 1)),
+            catalog.apply(&create("..", 1, 1)),
             Err(CatalogError::InvalidName { .. })
         ));
         assert!(matches!(
-            catalog.create(spec("ok", 0)),
+            catalog.apply(&create("ok", 0, 1)),
             Err(CatalogError::InvalidPartitions { .. })
         ));
-        catalog.create(spec("ok", 2)).unwrap();
         assert!(matches!(
-            catalog.create(spec("ok", 2)),
-            Err(CatalogError::AlreadyExists(_))
+            catalog.apply(&create("ok", 1, 4)),
+            Err(CatalogError::InvalidReplicationFactor {
+                factor: 4,
+                nodes: 3
+            })
         ));
-        assert!(catalog.grow_partitions("ok", 1).is_err());
-    }
-
-    #[test]
-    fn a_corrupt_catalog_is_reported_not_replaced() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("catalog.json");
-        fs::write(&path, b"{ not json").unwrap();
-        assert!(matches!(
-            Catalog::open(&path),
-            Err(CatalogError::Corrupt { .. })
-        ));
-        assert_eq!(fs::read(&path).unwrap(), b"{ not json");
+        catalog.apply(&create("ok", 2, 1)).unwrap();
+        assert_eq!(
+            catalog.apply(&create("ok", 2, 1)),
+            Err(CatalogError::AlreadyExists("ok".into()))
+        );
+        let shrink = MetadataCommand::CreatePartitions {
+            name: "ok".into(),
+            count: 1,
+        };
+        assert!(catalog.apply(&shrink).is_err());
+        assert_eq!(catalog.partition_count("ok"), Some(2));
     }
 }

@@ -9,10 +9,10 @@ use clap::{Parser, ValueEnum};
 /// When the broker calls fdatasync on a partition log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FsyncPolicy {
-    /// Every group commit that contains an `acks=all` batch is synced before it is acknowledged.
+    /// Every Raft write is synced before the messages and answers that depend on it.
     Always,
-    /// Never sync on the produce path; the OS flushes when it likes (fast, loses the page cache
-    /// tail on a power cut, but not on a process crash).
+    /// Raft writes are not synced; the OS flushes when it likes (fast; survives a process
+    /// crash, not a power cut of a majority).
     Never,
 }
 
@@ -40,9 +40,32 @@ pub struct Config {
     #[arg(long, env = "CHRONIK_METRICS_LISTEN", default_value = "127.0.0.1:9644")]
     pub metrics_listen: SocketAddr,
 
-    /// This node's id in the cluster.
-    #[arg(long, env = "CHRONIK_NODE_ID", default_value_t = 1)]
+    /// This node's id in the cluster (1 or more).
+    #[arg(long, env = "CHRONIK_NODE_ID", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     pub node_id: i32,
+
+    /// Address the Raft transport listens on (other nodes dial it).
+    #[arg(long, env = "CHRONIK_RAFT_LISTEN", default_value = "127.0.0.1:9093")]
+    pub raft_listen: SocketAddr,
+
+    /// The other nodes' Raft addresses, `id=host:port,...` (this node may be listed too).
+    /// Each is dialed exactly as given, so a link can pass through a proxy. Empty: a
+    /// one-node cluster.
+    #[arg(long, env = "CHRONIK_PEERS", default_value = "")]
+    pub peers: String,
+
+    /// A follower that hears nothing from its leader for this long starts an election
+    /// (randomised between 1x and 2x).
+    #[arg(long, env = "CHRONIK_RAFT_ELECTION_TIMEOUT_MS", default_value_t = 500)]
+    pub raft_election_timeout_ms: u64,
+
+    /// How often a leader sends heartbeats.
+    #[arg(
+        long,
+        env = "CHRONIK_RAFT_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 100
+    )]
+    pub raft_heartbeat_interval_ms: u64,
 
     /// Create a topic when a client asks for its metadata and it does not exist.
     #[arg(long, env = "CHRONIK_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -81,7 +104,8 @@ pub struct Config {
     )]
     pub retention_check_interval_ms: u64,
 
-    /// When partition logs are synced to disk (see ARCHITECTURE.md, "Durability").
+    /// Whether the Raft log is synced before anything is acknowledged (see ARCHITECTURE.md,
+    /// "Durability").
     #[arg(long, env = "CHRONIK_FSYNC", value_enum, default_value_t = FsyncPolicy::Always)]
     pub fsync: FsyncPolicy,
 
@@ -129,6 +153,7 @@ impl Config {
         config.data_dir = data_dir;
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.metrics_listen = "127.0.0.1:0".parse().expect("literal address");
+        config.raft_listen = "127.0.0.1:0".parse().expect("literal address");
         config
     }
 }

@@ -9,8 +9,10 @@
 pub mod allocator;
 pub mod broker;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod durable_file;
 pub mod group;
 pub mod handlers;
 pub mod metrics;
@@ -19,6 +21,7 @@ pub mod producer_ids;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod transport;
 pub mod wire;
 
 #[global_allocator]

@@ -124,7 +124,14 @@ async fn answer(mut stream: tokio::net::TcpStream, broker: Weak<Broker>) {
             }
             ("200 OK", "text/plain; version=0.0.4", handle().render())
         }
-        "/health" => ("200 OK", "text/plain", "ok\n".to_string()),
+        "/health" => match broker.upgrade() {
+            Some(broker) if broker.is_ready() => ("200 OK", "text/plain", "ok\n".to_string()),
+            _ => (
+                "503 Service Unavailable",
+                "text/plain",
+                "starting\n".to_string(),
+            ),
+        },
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };
     let response = format!(

@@ -1,18 +1,21 @@
-//! Producer ids for InitProducerId: unique across restarts.
+//! Producer ids for InitProducerId: unique across restarts and across the cluster.
 //!
-//! Ids are handed out from blocks; the end of the current block is made durable before the
-//! first id of it is given out, so after a crash the broker starts past every id it may have
-//! given.
+//! An id is the node id in the high bits and a node-local counter below them, so nodes never
+//! need to agree on ids. The counter is handed out from blocks; the end of the current block
+//! is made durable before the first id of it is given out, so after a crash the node starts
+//! past every id it may have given.
 
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::write_atomically;
+use crate::durable_file::write_atomically;
 
 /// Ids reserved per durable write.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
+/// Bits of an id below the node id.
+pub const NODE_LOCAL_BITS: u32 = 40;
 
 #[derive(Serialize, Deserialize)]
 struct Reserved {
@@ -26,11 +29,12 @@ struct Cursor {
 
 pub struct ProducerIdAllocator {
     path: PathBuf,
+    node_prefix: i64,
     cursor: Mutex<Cursor>,
 }
 
 impl ProducerIdAllocator {
-    pub fn open(path: &Path) -> anyhow::Result<ProducerIdAllocator> {
+    pub fn open(path: &Path, node_id: u64) -> anyhow::Result<ProducerIdAllocator> {
         let start = match std::fs::read(path) {
             Ok(bytes) => {
                 serde_json::from_slice::<Reserved>(&bytes)
@@ -42,6 +46,7 @@ impl ProducerIdAllocator {
         };
         Ok(ProducerIdAllocator {
             path: path.to_path_buf(),
+            node_prefix: (node_id as i64) << NODE_LOCAL_BITS,
             cursor: Mutex::new(Cursor {
                 next: start,
                 block_end: start,
@@ -62,7 +67,7 @@ impl ProducerIdAllocator {
         }
         let id = cursor.next;
         cursor.next += 1;
-        Ok(id)
+        Ok(self.node_prefix | id)
     }
 }
 
@@ -74,10 +79,11 @@ mod tests {
     fn ids_are_unique_across_reopen() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("producer-ids.json");
-        let allocator = ProducerIdAllocator::open(&path).unwrap();
+        let allocator = ProducerIdAllocator::open(&path, 2).unwrap();
         let first: Vec<i64> = (0..3).map(|_| allocator.allocate().unwrap()).collect();
-        assert_eq!(first, vec![0, 1, 2]);
-        let reopened = ProducerIdAllocator::open(&path).unwrap();
-        assert_eq!(reopened.allocate().unwrap(), PRODUCER_ID_BLOCK);
+        let prefix = 2i64 << NODE_LOCAL_BITS;
+        assert_eq!(first, vec![prefix, prefix + 1, prefix + 2]);
+        let reopened = ProducerIdAllocator::open(&path, 2).unwrap();
+        assert_eq!(reopened.allocate().unwrap(), prefix + PRODUCER_ID_BLOCK);
     }
 }

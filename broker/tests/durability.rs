@@ -148,7 +148,17 @@ async fn a_torn_tail_is_truncated_at_restart() {
     drop(producer);
     broker.kill();
     // Append half a batch of garbage, as a crash in the middle of a write leaves it.
-    let segment = std::fs::read_dir(node.join("topics").join("torn-0"))
+    let partition_directory = std::fs::read_dir(node.join("partitions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("torn-0.")
+        })
+        .unwrap();
+    let segment = std::fs::read_dir(partition_directory)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .find(|path| path.extension().is_some_and(|e| e == "log"))

@@ -47,6 +47,7 @@ impl BrokerProcess {
         std::fs::create_dir_all(data_dir)?;
         let kafka_port = free_loopback_port()?;
         let metrics_port = free_loopback_port()?;
+        let raft_port = free_loopback_port()?;
         let log_path = data_dir.join("broker.log");
         let log = std::fs::File::create(&log_path)?;
         let child = Command::new(binary)
@@ -56,6 +57,8 @@ impl BrokerProcess {
             .arg(format!("127.0.0.1:{kafka_port}"))
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{metrics_port}"))
+            .arg("--raft-listen")
+            .arg(format!("127.0.0.1:{raft_port}"))
             .envs(
                 env.iter()
                     .map(|(key, value)| (key.as_str(), value.as_str())),

@@ -6,78 +6,86 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::message;
 use crate::broker::Broker;
-use crate::catalog::CatalogError;
-
-/// Number of nodes that can hold a replica (one until replication arrives).
-const NODES: i16 = 1;
+use crate::catalog::{CatalogError, MetadataCommand};
+use crate::cluster::MetadataError;
 
 pub async fn handle(
     broker: &Broker,
     _version: i16,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let name = topic.name.0.to_string();
-            // -1 means "the broker default".
-            let partitions =
-                if topic.num_partitions == -1 { broker.config.default_partitions } else { topic.num_partitions };
-            let replication_factor =
-                if topic.replication_factor == -1 { 1 } else { topic.replication_factor };
-            let result = CreatableTopicResult::default()
-                .with_name(topic.name)
-                .with_num_partitions(partitions)
-                .with_replication_factor(replication_factor);
-            if replication_factor < 1 || replication_factor > NODES {
-                return result
-                    .with_error_code(ResponseError::InvalidReplicationFactor.code())
-                    .with_error_message(message(format!(
-                        "replication factor {replication_factor} is not between 1 and the {NODES} available node(s)"
-                    )));
-            }
-            if !topic.assignments.is_empty() {
-                return result
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        // -1 means "the broker default".
+        let partitions = match topic.num_partitions {
+            -1 => broker.config.default_partitions,
+            count => count,
+        };
+        let replication_factor = match topic.replication_factor {
+            -1 => 1,
+            factor => factor,
+        };
+        let result = CreatableTopicResult::default()
+            .with_name(topic.name)
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor);
+        if !topic.assignments.is_empty() {
+            results.push(
+                result
                     .with_error_code(ResponseError::InvalidReplicaAssignment.code())
-                    .with_error_message(message("manual replica assignment is not supported"));
-            }
-            let configs: BTreeMap<String, String> = topic
-                .configs
-                .into_iter()
-                .filter_map(|config| Some((config.name.to_string(), config.value?.to_string())))
-                .collect();
-            let outcome = if request.validate_only {
-                crate::catalog::validate_topic_name(&name).and_then(|()| {
-                    match broker.catalog.topic(&name) {
-                        Some(_) => Err(CatalogError::AlreadyExists(name.clone())),
-                        None => Ok(uuid::Uuid::nil()),
-                    }
-                })
-            } else {
-                broker
-                    .create_topic(&name, partitions, replication_factor, configs)
-                    .map(|spec| spec.topic_id)
+                    .with_error_message(message("manual replica assignment is not supported")),
+            );
+            continue;
+        }
+        let configs: BTreeMap<String, String> = topic
+            .configs
+            .into_iter()
+            .filter_map(|config| Some((config.name.to_string(), config.value?.to_string())))
+            .collect();
+        let outcome = if request.validate_only {
+            let command = MetadataCommand::CreateTopic {
+                name: name.clone(),
+                topic_id: uuid::Uuid::nil(),
+                partitions,
+                replication_factor,
+                configs,
             };
-            match outcome {
-                Ok(topic_id) => result.with_topic_id(topic_id),
-                Err(error) => result
-                    .with_error_code(catalog_error_code(&error))
-                    .with_error_message(message(error.to_string())),
-            }
-        })
-        .collect();
-    CreateTopicsResponse::default().with_topics(topics)
+            broker
+                .catalog
+                .check(&command)
+                .map(|()| uuid::Uuid::nil())
+                .map_err(MetadataError::from)
+        } else {
+            broker
+                .create_topic(&name, partitions, replication_factor, configs)
+                .await
+                .map(|spec| spec.topic_id)
+        };
+        results.push(match outcome {
+            Ok(topic_id) => result.with_topic_id(topic_id),
+            Err(error) => result
+                .with_error_code(metadata_error_code(&error))
+                .with_error_message(message(error.to_string())),
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
 }
 
-pub fn catalog_error_code(error: &CatalogError) -> i16 {
+/// The Kafka error code for a failed catalog change.
+pub fn metadata_error_code(error: &MetadataError) -> i16 {
     match error {
-        CatalogError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
-        CatalogError::NotFound(_) => ResponseError::UnknownTopicOrPartition.code(),
-        CatalogError::InvalidName { .. } => ResponseError::InvalidTopicException.code(),
-        CatalogError::InvalidPartitions { .. } => ResponseError::InvalidPartitions.code(),
-        CatalogError::Io { .. } | CatalogError::Corrupt { .. } => {
-            ResponseError::KafkaStorageError.code()
-        }
+        MetadataError::Refused(refused) => match refused {
+            CatalogError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
+            CatalogError::NotFound(_) => ResponseError::UnknownTopicOrPartition.code(),
+            CatalogError::InvalidName { .. } => ResponseError::InvalidTopicException.code(),
+            CatalogError::InvalidPartitions { .. } => ResponseError::InvalidPartitions.code(),
+            CatalogError::InvalidReplicationFactor { .. } => {
+                ResponseError::InvalidReplicationFactor.code()
+            }
+        },
+        // The client refreshes metadata and retries (on the new controller).
+        MetadataError::Unavailable => ResponseError::NotController.code(),
+        MetadataError::TimedOut => ResponseError::RequestTimedOut.code(),
     }
 }

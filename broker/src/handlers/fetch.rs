@@ -25,6 +25,9 @@ struct Wanted {
     fetch_offset: i64,
     max_bytes: usize,
     partition: Option<Arc<Partition>>,
+    is_leader: bool,
+    /// The catalog has this partition (even if this node holds no replica of it).
+    known: bool,
 }
 
 pub async fn handle(broker: &Broker, _version: i16, request: FetchRequest) -> FetchResponse {
@@ -41,13 +44,22 @@ pub async fn handle(broker: &Broker, _version: i16, request: FetchRequest) -> Fe
             topic.topic.0.to_string()
         };
         for partition in topic.partitions {
+            let local = broker.partition(&name, partition.partition);
+            let is_leader = local
+                .as_ref()
+                .is_some_and(|local| broker.cluster.view(local.group_id).is_leader);
             wanted.push(Wanted {
                 topic: topic.topic.clone(),
                 topic_id: topic.topic_id,
                 index: partition.partition,
                 fetch_offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes.max(0) as usize,
-                partition: broker.partition(&name, partition.partition),
+                partition: local,
+                is_leader,
+                known: broker
+                    .catalog
+                    .partition_count(&name)
+                    .is_some_and(|count| (0..count).contains(&partition.partition)),
             });
         }
     }
@@ -133,8 +145,16 @@ fn read_partition(wanted: &Wanted, max_bytes: usize) -> PartitionData {
         .with_aborted_transactions(Some(Vec::new()))
         .with_records(Some(bytes::Bytes::new()));
     let Some(partition) = &wanted.partition else {
-        return empty.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+        let error = if wanted.known {
+            ResponseError::NotLeaderOrFollower
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        return empty.with_error_code(error.code());
     };
+    if !wanted.is_leader {
+        return empty.with_error_code(ResponseError::NotLeaderOrFollower.code());
+    }
     let high_watermark = partition.high_watermark();
     let log_start_offset = partition.log_start_offset();
     let data = empty

@@ -1,6 +1,6 @@
-//! FindCoordinator (API key 10), v0-6: this node coordinates every group.
+//! FindCoordinator (API key 10), v0-6: the metadata group's leader coordinates every group.
 //!
-//! Key type 0 (group) → this node. Key type 1 (transaction) and 2 (share group) →
+//! Key type 0 (group) → the metadata leader (COORDINATOR_NOT_AVAILABLE while there is none). Key type 1 (transaction) and 2 (share group) →
 //! COORDINATOR_NOT_AVAILABLE: there is no transaction or share-group coordinator yet.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -15,9 +15,33 @@ pub async fn handle(
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (host, port) = broker.config.advertised();
-    respond(broker.config.node_id, &host, port, version, request)
+    let leader = broker
+        .cluster
+        .metadata_leader()
+        .and_then(|id| broker.catalog.broker(id));
+    match leader {
+        Some(address) => respond(
+            address.node_id,
+            &address.host,
+            address.port,
+            version,
+            request,
+        ),
+        None => respond_unavailable(version, request),
+    }
 }
+
+/// The answer while no coordinator is known: clients retry.
+fn respond_unavailable(
+    version: i16,
+    mut request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    request.key_type = NO_COORDINATOR_YET;
+    respond(-1, "", -1, version, request)
+}
+
+/// A key type no client sends, used to answer "no coordinator yet" through `respond`.
+const NO_COORDINATOR_YET: i8 = i8::MIN;
 
 /// Where coordinators of `key_type` live: Ok for this node, or (error, message).
 fn lookup(key_type: i8) -> Result<(), (i16, &'static str)> {
@@ -30,6 +54,10 @@ fn lookup(key_type: i8) -> Result<(), (i16, &'static str)> {
         2 => Err((
             codes::COORDINATOR_NOT_AVAILABLE,
             "share groups are not supported by this broker",
+        )),
+        NO_COORDINATOR_YET => Err((
+            codes::COORDINATOR_NOT_AVAILABLE,
+            "no coordinator elected yet",
         )),
         _ => Err((codes::INVALID_REQUEST, "unknown coordinator key type")),
     }

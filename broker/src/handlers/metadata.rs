@@ -8,48 +8,58 @@ use std::collections::BTreeMap;
 
 use crate::broker::Broker;
 use crate::catalog::{CatalogError, TopicSpec};
+use crate::cluster::MetadataError;
 
 /// The cluster id reported to clients.
 pub const CLUSTER_ID: &str = "chronik";
 
 pub async fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> MetadataResponse {
-    let node_id = BrokerId(broker.config.node_id);
-    let (host, port) = broker.config.advertised();
-    let brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(node_id)
-        .with_host(StrBytes::from_string(host))
-        .with_port(port)];
+    let brokers = broker
+        .catalog
+        .brokers()
+        .into_iter()
+        .map(|address| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(address.node_id))
+                .with_host(StrBytes::from_string(address.host))
+                .with_port(address.port)
+        })
+        .collect();
     // v0-3 always allow auto-creation; v4+ ask for it explicitly.
     let may_create =
         broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
-    let topics = match request.topics {
+    let lookups = match request.topics {
         // v0 has no null: an empty list means all topics; v1+ null means all.
         None => all_topics(broker),
         Some(requested) if requested.is_empty() && version == 0 => all_topics(broker),
-        Some(requested) => requested
-            .into_iter()
-            .map(|topic| match topic.name {
-                Some(name) => describe_or_create(broker, name.0.as_str(), may_create),
-                None => broker
-                    .catalog
-                    .topic_by_id(topic.topic_id)
-                    .ok_or((String::new(), ResponseError::UnknownTopicId.code())),
-            })
-            .collect(),
+        Some(requested) => {
+            let mut lookups = Vec::with_capacity(requested.len());
+            for topic in requested {
+                lookups.push(match topic.name {
+                    Some(name) => describe_or_create(broker, name.0.as_str(), may_create).await,
+                    None => broker
+                        .catalog
+                        .topic_by_id(topic.topic_id)
+                        .ok_or((String::new(), ResponseError::UnknownTopicId.code())),
+                });
+            }
+            lookups
+        }
     };
-    let topics = topics
+    let topics = lookups
         .into_iter()
         .map(|topic| match topic {
-            Ok(spec) => describe_topic(&spec, node_id),
+            Ok(spec) => describe_topic(broker, &spec),
             Err((name, error_code)) => MetadataResponseTopic::default()
                 .with_name(Some(TopicName(StrBytes::from_string(name))))
                 .with_error_code(error_code),
         })
         .collect();
+    let controller = broker.cluster.metadata_leader().unwrap_or(-1);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
-        .with_controller_id(node_id)
+        .with_controller_id(BrokerId(controller))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }
@@ -60,7 +70,7 @@ fn all_topics(broker: &Broker) -> Vec<TopicLookup> {
     broker.catalog.topics().into_iter().map(Ok).collect()
 }
 
-fn describe_or_create(broker: &Broker, name: &str, may_create: bool) -> TopicLookup {
+async fn describe_or_create(broker: &Broker, name: &str, may_create: bool) -> TopicLookup {
     if let Some(spec) = broker.catalog.topic(name) {
         return Ok(spec);
     }
@@ -70,30 +80,60 @@ fn describe_or_create(broker: &Broker, name: &str, may_create: bool) -> TopicLoo
             ResponseError::UnknownTopicOrPartition.code(),
         ));
     }
-    match broker.create_topic(name, broker.config.default_partitions, 1, BTreeMap::new()) {
+    let replication_factor = (broker.catalog.nodes().len() as i16).min(3);
+    let created = broker
+        .create_topic(
+            name,
+            broker.config.default_partitions,
+            replication_factor,
+            BTreeMap::new(),
+        )
+        .await;
+    match created {
         Ok(spec) => Ok(spec),
         // Created by a concurrent request in the meantime.
-        Err(CatalogError::AlreadyExists(_)) => broker.catalog.topic(name).ok_or((
-            name.to_string(),
-            ResponseError::UnknownTopicOrPartition.code(),
-        )),
-        Err(CatalogError::InvalidName { .. }) => Err((
+        Err(MetadataError::Refused(CatalogError::AlreadyExists(_))) => {
+            broker.catalog.topic(name).ok_or((
+                name.to_string(),
+                ResponseError::UnknownTopicOrPartition.code(),
+            ))
+        }
+        Err(MetadataError::Refused(CatalogError::InvalidName { .. })) => Err((
             name.to_string(),
             ResponseError::InvalidTopicException.code(),
         )),
-        Err(_) => Err((name.to_string(), ResponseError::UnknownServerError.code())),
+        // Not created yet: the client retries its metadata request.
+        Err(_) => Err((name.to_string(), ResponseError::LeaderNotAvailable.code())),
     }
 }
 
-fn describe_topic(spec: &TopicSpec, node_id: BrokerId) -> MetadataResponseTopic {
-    let partitions = (0..spec.partitions)
-        .map(|index| {
-            MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(node_id)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node_id])
-                .with_isr_nodes(vec![node_id])
+fn describe_topic(broker: &Broker, spec: &TopicSpec) -> MetadataResponseTopic {
+    let partitions = spec
+        .assignments
+        .iter()
+        .enumerate()
+        .map(|(index, assignment)| {
+            let replicas: Vec<BrokerId> =
+                assignment.replicas.iter().map(|id| BrokerId(*id)).collect();
+            let view = broker.cluster.view(assignment.group_id);
+            // The leader knows who is in sync; other nodes report every replica.
+            let in_sync: Vec<BrokerId> = if view.is_leader {
+                view.in_sync.iter().map(|id| BrokerId(*id)).collect()
+            } else {
+                replicas.clone()
+            };
+            let partition = MetadataResponsePartition::default()
+                .with_partition_index(index as i32)
+                .with_replica_nodes(replicas)
+                .with_isr_nodes(in_sync)
+                .with_leader_epoch(view.term.min(i32::MAX as u64) as i32);
+            if view.leader == 0 {
+                partition
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+            } else {
+                partition.with_leader_id(BrokerId(view.leader as i32))
+            }
         })
         .collect();
     MetadataResponseTopic::default()

@@ -1,5 +1,6 @@
-//! Produce: validate every batch (CRC-32C, framing), hand it to its partition, answer when it
-//! is committed as `acks` asks. Partitions of one request are appended concurrently.
+//! Produce: validate every batch (CRC-32C, framing) on the partition's leader, replicate it
+//! through the partition's Raft group, answer once it is committed and applied (acks=1 is
+//! treated as acks=all; acks=0 gets no answer). Partitions of one request go concurrently.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::message;
 use crate::broker::Broker;
-use crate::partition::Acks;
+use crate::partition::{Acks, AppendOutcome};
 use crate::wire::record_batch;
 
 pub async fn handle(broker: &Broker, _version: i16, request: ProduceRequest) -> ProduceResponse {
@@ -63,8 +64,20 @@ async fn produce_partition(
     timeout: Duration,
 ) -> PartitionProduceResponse {
     let Some(partition) = broker.partition(topic, data.index) else {
-        let error = ResponseError::UnknownTopicOrPartition.code();
-        return refused(data.index, error, "unknown topic or partition");
+        return match broker.catalog.partition_count(topic) {
+            Some(count) if (0..count).contains(&data.index) => {
+                let error = ResponseError::NotLeaderOrFollower.code();
+                refused(
+                    data.index,
+                    error,
+                    "this node holds no replica of the partition",
+                )
+            }
+            _ => {
+                let error = ResponseError::UnknownTopicOrPartition.code();
+                refused(data.index, error, "unknown topic or partition")
+            }
+        };
     };
     let Some(records) = data.records.filter(|records| !records.is_empty()) else {
         return refused(
@@ -88,17 +101,28 @@ async fn produce_partition(
             "transactional and control batches are not supported",
         );
     }
-    match tokio::time::timeout(timeout, partition.append(records, headers, acks)).await {
-        Ok(Ok(outcome)) => PartitionProduceResponse::default()
-            .with_index(data.index)
-            .with_base_offset(outcome.base_offset)
-            .with_log_append_time_ms(-1)
-            .with_log_start_offset(outcome.log_start_offset),
-        Ok(Err(error)) => refused(data.index, error.kafka_error_code(), &error.to_string()),
-        Err(_) => refused(
-            data.index,
-            ResponseError::RequestTimedOut.code(),
-            "not committed within the request timeout",
-        ),
+    if !broker.cluster.view(partition.group_id).is_leader {
+        let error = ResponseError::NotLeaderOrFollower.code();
+        return refused(data.index, error, "this node does not lead the partition");
+    }
+    drop(headers);
+    let wait = acks != Acks::None;
+    match broker
+        .cluster
+        .append(partition.group_id, records.to_vec(), wait, timeout)
+        .await
+    {
+        Ok(outcome) => {
+            let outcome = outcome.unwrap_or(AppendOutcome {
+                base_offset: -1,
+                log_start_offset: -1,
+            });
+            PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(outcome.base_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(outcome.log_start_offset)
+        }
+        Err(error) => refused(data.index, error.kafka_error_code(), &error.to_string()),
     }
 }

@@ -1,38 +1,39 @@
-//! A partition: the boundary between the handlers and the log, where a produce is proposed,
-//! committed and applied.
+//! A partition replica on this node: its log, high watermark and idempotent-producer state.
 //!
-//! Handlers call [`Partition::append`] and [`Partition::read`]; they never touch the log. On
-//! one node, "commit" is durability: the [`commit_loop`] gathers every append waiting for the
-//! partition, writes them in one go, syncs once (group commit) and then advances the high
-//! watermark. With replication the same loop becomes "propose to the Raft group, apply on
-//! commit"; offsets are assigned at apply in both cases, so replicas agree on them.
+//! Handlers read through it; they never write. Writes come from exactly one place, the Raft
+//! loop applying committed entries of the partition's group ([`Partition::apply`]), so every
+//! replica assigns the same offsets to the same batches. The high watermark moves after a
+//! round of applies ([`Partition::publish_high_watermark`]), so a fetch never returns data that
+//! is not committed.
+//!
+//! The log is not synced on apply: the Raft log is the durable record. A checkpoint
+//! ([`Partition::checkpoint`], periodic and at shutdown) syncs the log and then records which
+//! Raft index it reflects; at start-up the log is cut back to the last checkpoint and Raft
+//! re-delivers everything committed after it.
 
-pub mod commit_loop;
+pub mod checkpoint;
 pub mod producer_state;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
+use tracing::{error, warn};
 
-use crate::config::FsyncPolicy;
 use crate::storage::{LogConfig, PartitionLog, ReadResult, StorageError};
-use crate::wire::record_batch::BatchHeader;
-use producer_state::ProducerStateTable;
-
-/// Appends queued for one partition before producers wait (back-pressure).
-pub const APPEND_QUEUE_REQUESTS: usize = 1024;
+use crate::wire::record_batch::{self, BatchHeader};
+use checkpoint::Checkpoint;
+use producer_state::{ProducerStateTable, SequenceCheck};
 
 /// Kafka's acks values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Acks {
-    /// acks=0: no response; written like acks=1.
+    /// acks=0: no response.
     None,
-    /// acks=1: answered once written to the log (page cache), before any sync.
+    /// acks=1: answered like acks=all (see ARCHITECTURE.md, "Durability").
     Leader,
-    /// acks=all (-1): answered once committed: written and, by default, synced.
+    /// acks=all (-1): answered once committed by a majority and applied.
     All,
 }
 
@@ -61,8 +62,10 @@ pub enum AppendError {
     OutOfOrderSequence { expected_sequence: i32 },
     #[error("producer epoch is older than the current one ({current_epoch})")]
     FencedEpoch { current_epoch: i16 },
-    #[error("the partition is closed")]
-    Closed,
+    #[error("this node does not lead the partition (leader {leader})")]
+    NotLeader { leader: i32 },
+    #[error("the write was not committed in time")]
+    TimedOut,
 }
 
 impl AppendError {
@@ -74,45 +77,50 @@ impl AppendError {
                 ResponseError::OutOfOrderSequenceNumber.code()
             }
             AppendError::FencedEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
-            AppendError::Closed => ResponseError::NotLeaderOrFollower.code(),
+            AppendError::NotLeader { .. } => ResponseError::NotLeaderOrFollower.code(),
+            AppendError::TimedOut => ResponseError::RequestTimedOut.code(),
         }
     }
-}
-
-/// One produce request's worth of batches for this partition, already validated.
-pub struct AppendRequest {
-    pub records: Bytes,
-    pub headers: Vec<BatchHeader>,
-    pub acks: Acks,
-    pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
-}
-
-/// State shared by the partition's readers and its commit loop.
-pub(crate) struct PartitionShared {
-    pub(crate) log: RwLock<PartitionLog>,
-    pub(crate) high_watermark: watch::Sender<i64>,
-    pub(crate) producers: Mutex<ProducerStateTable>,
-    pub(crate) fsync: FsyncPolicy,
 }
 
 pub struct Partition {
     pub topic: String,
     pub index: i32,
-    shared: Arc<PartitionShared>,
-    appends: mpsc::Sender<AppendRequest>,
-    commit_task: tokio::task::JoinHandle<()>,
+    pub group_id: u64,
+    directory: PathBuf,
+    log: RwLock<PartitionLog>,
+    high_watermark: watch::Sender<i64>,
+    producers: Mutex<ProducerStateTable>,
+    /// The Raft index of the last entry applied to the log.
+    applied_index: AtomicU64,
+    /// Set when an apply failed on storage: the replica stops applying (so it cannot diverge)
+    /// until a restart replays from its last checkpoint.
+    faulted: AtomicBool,
 }
 
 impl Partition {
-    /// Opens (recovering) the log in `directory` and starts the commit loop. Blocking I/O.
+    /// Opens (recovering) the replica in `directory`, cut back to its last checkpoint. Returns
+    /// it with the Raft index to resume applying after. Blocking I/O.
     pub fn open(
         topic: &str,
         index: i32,
+        group_id: u64,
         directory: &Path,
         log_config: LogConfig,
-        fsync: FsyncPolicy,
-    ) -> Result<Partition, StorageError> {
-        let log = PartitionLog::open(directory, log_config)?;
+    ) -> Result<(Partition, u64), StorageError> {
+        let mut log = PartitionLog::open(directory, log_config)?;
+        let mut checkpoint = Checkpoint::read(directory).unwrap_or_else(|error| {
+            warn!(dir = %directory.display(), %error, "unreadable checkpoint; replaying the whole Raft log");
+            Checkpoint::default()
+        });
+        if log.log_end_offset() < checkpoint.log_end_offset {
+            // Synced data went missing: rebuild the replica from the Raft log.
+            warn!(dir = %directory.display(), "partition log is behind its checkpoint; replaying from the start");
+            checkpoint = Checkpoint::default();
+        }
+        if log.log_end_offset() > checkpoint.log_end_offset {
+            log.truncate_to(checkpoint.log_end_offset)?;
+        }
         let mut producers = ProducerStateTable::default();
         log.scan_headers(log.log_start_offset(), |header| {
             if header.has_producer_id() && !header.is_control() {
@@ -120,72 +128,143 @@ impl Partition {
             }
         })?;
         let high_watermark = log.log_end_offset();
-        let shared = Arc::new(PartitionShared {
+        let partition = Partition {
+            topic: topic.to_string(),
+            index,
+            group_id,
+            directory: directory.to_path_buf(),
             log: RwLock::new(log),
             high_watermark: watch::Sender::new(high_watermark),
             producers: Mutex::new(producers),
-            fsync,
-        });
-        let (appends, queue) = mpsc::channel(APPEND_QUEUE_REQUESTS);
-        let commit_task = tokio::spawn(commit_loop::run(shared.clone(), queue));
-        Ok(Partition {
-            topic: topic.to_string(),
-            index,
-            shared,
-            appends,
-            commit_task,
+            applied_index: AtomicU64::new(checkpoint.applied_index),
+            faulted: AtomicBool::new(false),
+        };
+        Ok((partition, checkpoint.applied_index))
+    }
+
+    /// Applies one committed entry's batches (called by the Raft loop only, in log order).
+    /// Deterministic: the same entries give the same log on every replica.
+    pub fn apply(
+        &self,
+        raft_index: u64,
+        term: u64,
+        records: &[u8],
+    ) -> Result<AppendOutcome, AppendError> {
+        if raft_index <= self.applied_index.load(Ordering::Acquire) {
+            // Already in the log (re-delivered below the checkpoint): nothing to do.
+            return Err(AppendError::Storage("entry already applied".into()));
+        }
+        if self.faulted.load(Ordering::Acquire) {
+            return Err(AppendError::Storage(
+                "replica stopped after a storage failure".into(),
+            ));
+        }
+        let headers = record_batch::validate_batches(records, usize::MAX).map_err(|error| {
+            AppendError::Storage(format!("committed entry does not validate: {error}"))
+        })?;
+        let mut producers = self.producers.lock();
+        let mut log = self.log.write();
+        let mut bytes = records.to_vec();
+        let mut first_offset = None;
+        let mut position = 0;
+        let mut outcome = Ok(());
+        for header in &headers {
+            let batch = &mut bytes[position..position + header.total_bytes()];
+            position += header.total_bytes();
+            match check_sequence(&producers, header) {
+                Ok(Some(duplicate_offset)) => {
+                    first_offset.get_or_insert(duplicate_offset);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+            record_batch::set_partition_leader_epoch(batch, term.min(i32::MAX as u64) as i32);
+            match log.append(batch) {
+                Ok(appended) => {
+                    if header.has_producer_id() {
+                        producers.record(header, appended.base_offset);
+                    }
+                    first_offset.get_or_insert(appended.base_offset);
+                }
+                Err(storage_error) => {
+                    error!(topic = %self.topic, index = self.index, %storage_error, "apply failed; replica stops applying until restart");
+                    self.faulted.store(true, Ordering::Release);
+                    return Err(AppendError::Storage(storage_error.to_string()));
+                }
+            }
+        }
+        self.applied_index.store(raft_index, Ordering::Release);
+        outcome?;
+        let base_offset = first_offset.ok_or_else(|| AppendError::Storage("empty entry".into()))?;
+        Ok(AppendOutcome {
+            base_offset,
+            log_start_offset: log.log_start_offset(),
         })
     }
 
-    /// Appends validated batches; resolves when they are committed as `acks` requires.
-    pub async fn append(
-        &self,
-        records: Bytes,
-        headers: Vec<BatchHeader>,
-        acks: Acks,
-    ) -> Result<AppendOutcome, AppendError> {
-        let (reply, outcome) = oneshot::channel();
-        let request = AppendRequest {
-            records,
-            headers,
-            acks,
-            reply,
+    /// Makes everything applied so far visible to fetches.
+    pub fn publish_high_watermark(&self) {
+        let end = self.log.read().log_end_offset();
+        self.high_watermark.send_if_modified(|current| {
+            let changed = *current != end;
+            *current = end;
+            changed
+        });
+    }
+
+    /// Syncs the log, then records the Raft index it reflects. Blocking I/O.
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        let checkpoint = {
+            let log = self.log.read();
+            let checkpoint = Checkpoint {
+                applied_index: self.applied_index.load(Ordering::Acquire),
+                log_end_offset: log.log_end_offset(),
+            };
+            log.sync()?;
+            checkpoint
         };
-        self.appends
-            .send(request)
-            .await
-            .map_err(|_| AppendError::Closed)?;
-        outcome.await.map_err(|_| AppendError::Closed)?
+        checkpoint
+            .write(&self.directory)
+            .map_err(|source| StorageError::Io {
+                op: "write checkpoint",
+                path: self.directory.clone(),
+                source,
+            })
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index.load(Ordering::Acquire)
     }
 
     /// Reads whole batches from `offset`, never past the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError> {
         let high_watermark = self.high_watermark();
-        self.shared
-            .log
-            .read()
-            .read(offset, max_bytes, high_watermark)
+        self.log.read().read(offset, max_bytes, high_watermark)
     }
 
     pub fn high_watermark(&self) -> i64 {
-        *self.shared.high_watermark.borrow()
+        *self.high_watermark.borrow()
     }
 
     /// Wakes when the high watermark moves.
     pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
-        self.shared.high_watermark.subscribe()
+        self.high_watermark.subscribe()
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.shared.log.read().log_start_offset()
+        self.log.read().log_start_offset()
     }
 
     pub fn log_end_offset(&self) -> i64 {
-        self.shared.log.read().log_end_offset()
+        self.log.read().log_end_offset()
     }
 
     pub fn size_bytes(&self) -> u64 {
-        self.shared.log.read().size_bytes()
+        self.log.read().size_bytes()
     }
 
     /// The first offset whose batch has a timestamp at or after `timestamp_ms`, with that
@@ -194,31 +273,43 @@ impl Partition {
         &self,
         timestamp_ms: i64,
     ) -> Result<Option<(i64, i64)>, StorageError> {
-        let found = self.shared.log.read().offset_for_timestamp(timestamp_ms)?;
+        let found = self.log.read().offset_for_timestamp(timestamp_ms)?;
         Ok(found.filter(|(offset, _)| *offset < self.high_watermark()))
     }
 
+    /// Deletes whole segments past retention, never one holding data above the high
+    /// watermark.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<(), StorageError> {
-        self.shared
-            .log
-            .write()
-            .enforce_retention(now_ms)
+        let high_watermark = self.high_watermark();
+        let mut log = self.log.write();
+        log.enforce_retention_below(now_ms, high_watermark)
             .map(|_| ())
     }
 
-    /// Syncs the log; used at shutdown after the connections have drained.
-    pub fn sync(&self) -> Result<(), StorageError> {
-        self.shared.log.read().sync()
+    /// Removes the replica's files (its topic was deleted).
+    pub fn delete_files(&self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.directory) {
+            warn!(dir = %self.directory.display(), %error, "could not delete partition files");
+        }
     }
+}
 
-    /// Stops the commit loop and removes the partition's files (topic deletion).
-    pub fn delete(self) -> Result<(), StorageError> {
-        self.commit_task.abort();
-        let Partition { shared, .. } = self;
-        match Arc::try_unwrap(shared) {
-            Ok(shared) => shared.log.into_inner().delete(),
-            // A reader still holds the log; its directory goes when the last reader drops.
-            Err(_) => Ok(()),
+/// `Ok(Some(offset))`: a retry of a batch already written at `offset`; `Ok(None)`: append.
+fn check_sequence(
+    producers: &ProducerStateTable,
+    header: &BatchHeader,
+) -> Result<Option<i64>, AppendError> {
+    if !header.has_producer_id() {
+        return Ok(None);
+    }
+    match producers.check(header) {
+        SequenceCheck::Append => Ok(None),
+        SequenceCheck::Duplicate { base_offset } => Ok(Some(base_offset)),
+        SequenceCheck::OutOfOrder { expected_sequence } => {
+            Err(AppendError::OutOfOrderSequence { expected_sequence })
+        }
+        SequenceCheck::FencedEpoch { current_epoch } => {
+            Err(AppendError::FencedEpoch { current_epoch })
         }
     }
 }

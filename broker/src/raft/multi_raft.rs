@@ -104,6 +104,8 @@ pub struct MultiRaft {
     groups: BTreeMap<u64, RawNode<GroupStorage>>,
     /// Groups whose hard state changed outside a ready (commit advanced in a light ready).
     hard_state_dirty: Vec<u64>,
+    /// Whether each round's write is synced (off only with `--fsync never`).
+    sync_writes: bool,
     logger: slog::Logger,
 }
 
@@ -114,8 +116,13 @@ impl MultiRaft {
             store,
             groups: BTreeMap::new(),
             hard_state_dirty: Vec::new(),
+            sync_writes: true,
             logger: super::logger::raft_logger(),
         }
+    }
+
+    pub fn set_sync_writes(&mut self, sync_writes: bool) {
+        self.sync_writes = sync_writes;
     }
 
     pub fn node_id(&self) -> u64 {
@@ -207,6 +214,24 @@ impl MultiRaft {
             .map_err(|error| ProposeError::Dropped(error.to_string()))
     }
 
+    /// Proposes `data` from any member: a follower forwards it to the leader it knows. The
+    /// caller learns of success only by seeing the entry applied.
+    pub fn propose_forwarded(&mut self, group: u64, data: Vec<u8>) -> Result<(), ProposeError> {
+        let node = self
+            .groups
+            .get_mut(&group)
+            .ok_or(ProposeError::UnknownGroup(group))?;
+        node.propose(Vec::new(), data)
+            .map_err(|error| ProposeError::Dropped(error.to_string()))
+    }
+
+    /// Starts an election now (a one-member group need not wait for its timeout).
+    pub fn campaign(&mut self, group: u64) {
+        if let Some(node) = self.groups.get_mut(&group) {
+            let _ = node.campaign();
+        }
+    }
+
     pub fn transfer_leader(&mut self, group: u64, to: u64) {
         if let Some(node) = self.groups.get_mut(&group) {
             node.transfer_leader(to);
@@ -278,7 +303,7 @@ impl MultiRaft {
             !write.entries.is_empty() || write.hard_state.is_some() || write.conf_state.is_some()
         });
         if !batch.is_empty() {
-            self.store.write(batch, true)?;
+            self.store.write(batch, self.sync_writes)?;
         }
         for (group, mut ready) in readies {
             let node = self

@@ -61,6 +61,9 @@ class Broker:
         self.metrics_port = free_port()
         while self.metrics_port == self.port:
             self.metrics_port = free_port()
+        self.raft_port = free_port()
+        while self.raft_port in (self.port, self.metrics_port):
+            self.raft_port = free_port()
         self.process: subprocess.Popen | None = None
         self.starts = 0
         self.log_paths: list[Path] = []
@@ -83,6 +86,7 @@ class Broker:
             "--data-dir", str(self.data_dir),
             "--listen", self.bootstrap,
             "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+            "--raft-listen", f"127.0.0.1:{self.raft_port}",
         ]
 
     def start(self) -> None:

@@ -22,6 +22,7 @@ pub struct BrokerProcess {
     pub data_dir: PathBuf,
     pub kafka_port: u16,
     pub metrics_port: u16,
+    pub raft_port: u16,
     pub extra_env: Vec<(String, String)>,
     child: Option<Child>,
     log_path: PathBuf,
@@ -37,6 +38,7 @@ impl BrokerProcess {
             data_dir: data_dir.to_path_buf(),
             kafka_port: free_port(),
             metrics_port: free_port(),
+            raft_port: free_port(),
             extra_env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -69,6 +71,8 @@ impl BrokerProcess {
             .arg(self.bootstrap())
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{}", self.metrics_port))
+            .arg("--raft-listen")
+            .arg(format!("127.0.0.1:{}", self.raft_port))
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

@@ -1,0 +1,260 @@
+//! The node's part in the cluster: Raft membership from configuration, the transport to the
+//! peers, the Raft loop thread, and the async handle handlers use to propose.
+//!
+//! Every partition is a Raft group over its replicas, and the catalog is the metadata group
+//! over all nodes. A node without peers is a one-member cluster on the same path.
+
+pub mod entry;
+pub mod membership;
+mod raft_loop;
+pub mod replicas;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tracing::info;
+
+use crate::catalog::{Catalog, CatalogError, MetadataCommand, TopicSpec, METADATA_GROUP_ID};
+use crate::partition::{AppendError, AppendOutcome, Partition};
+use crate::raft::log_store::RaftLogStore;
+use crate::raft::multi_raft::{MultiRaft, ProposeError, RaftSettings};
+use crate::transport::{Transport, TransportLimits};
+use entry::EntryKind;
+use replicas::LocalReplicas;
+
+/// Commands queued for the Raft loop before proposers wait.
+pub const COMMAND_QUEUE: usize = 4096;
+
+/// Opens the local replica of a topic's partition; returns it with its applied Raft index.
+pub type PartitionOpener =
+    Arc<dyn Fn(&TopicSpec, i32) -> anyhow::Result<(Arc<Partition>, u64)> + Send + Sync>;
+
+/// What became of a proposal.
+#[derive(Debug)]
+pub enum Applied {
+    Partition(Result<AppendOutcome, AppendError>),
+    Metadata(Result<(), CatalogError>),
+    NotProposed(ProposeError),
+}
+
+pub(crate) enum Command {
+    Propose {
+        group: u64,
+        kind: EntryKind,
+        body: Vec<u8>,
+        proposal_id: u64,
+        reply: Option<oneshot::Sender<Applied>>,
+    },
+    Inbound(crate::transport::InboundBatch),
+    Shutdown(oneshot::Sender<()>),
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub node_id: u64,
+    pub raft_listen: SocketAddr,
+    /// Every other voter's Raft address, dialed exactly as given.
+    pub peers: BTreeMap<u64, String>,
+    pub tick: Duration,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    pub sync_writes: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error(transparent)]
+    Refused(#[from] CatalogError),
+    #[error("no metadata leader is reachable yet")]
+    Unavailable,
+    #[error("the change was not applied within the timeout")]
+    TimedOut,
+}
+
+pub struct Cluster {
+    pub node_id: u64,
+    commands: flume::Sender<Command>,
+    transport: Arc<Transport>,
+    replicas: Arc<LocalReplicas>,
+    next_proposal: AtomicU64,
+    loop_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Cluster {
+    pub async fn start(
+        settings: ClusterSettings,
+        store: Arc<dyn RaftLogStore>,
+        catalog: Arc<Catalog>,
+        replicas: Arc<LocalReplicas>,
+        opener: PartitionOpener,
+    ) -> anyhow::Result<Cluster> {
+        let (transport, mut inbound) = Transport::start(
+            settings.node_id,
+            settings.raft_listen,
+            settings.peers.clone(),
+            TransportLimits::default(),
+        )
+        .await?;
+        let transport = Arc::new(transport);
+        let mut multi = MultiRaft::new(
+            RaftSettings {
+                election_tick: settings.election_ticks,
+                heartbeat_tick: settings.heartbeat_ticks,
+                ..RaftSettings::new(settings.node_id)
+            },
+            store,
+        );
+        multi.set_sync_writes(settings.sync_writes);
+        let voters: Vec<u64> = catalog.nodes().iter().map(|id| *id as u64).collect();
+        multi.create_group(METADATA_GROUP_ID, &voters, 0)?;
+        if voters == [settings.node_id] {
+            multi.campaign(METADATA_GROUP_ID);
+        }
+        let (commands, queue) = flume::bounded(COMMAND_QUEUE);
+        let raft_loop = raft_loop::RaftLoop {
+            node_id: settings.node_id,
+            multi,
+            transport: transport.clone(),
+            catalog,
+            replicas: replicas.clone(),
+            opener,
+            tick: settings.tick,
+            pending: HashMap::new(),
+            ticks: 0,
+        };
+        let loop_thread = std::thread::Builder::new()
+            .name("raft-loop".into())
+            .spawn(move || raft_loop.run(queue))?;
+        let forward = commands.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = inbound.recv().await {
+                if forward.send_async(Command::Inbound(batch)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        info!(node_id = settings.node_id, raft = %transport.local_addr(), voters = ?voters, "raft started");
+        Ok(Cluster {
+            node_id: settings.node_id,
+            commands,
+            transport,
+            replicas,
+            next_proposal: AtomicU64::new(1),
+            loop_thread: Mutex::new(Some(loop_thread)),
+        })
+    }
+
+    async fn propose(
+        &self,
+        group: u64,
+        kind: EntryKind,
+        body: Vec<u8>,
+        wait: bool,
+    ) -> Option<oneshot::Receiver<Applied>> {
+        let proposal_id = self.next_proposal.fetch_add(1, Ordering::Relaxed);
+        let (reply, applied) = if wait {
+            let (sender, receiver) = oneshot::channel();
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        let command = Command::Propose {
+            group,
+            kind,
+            body,
+            proposal_id,
+            reply,
+        };
+        self.commands.send_async(command).await.ok()?;
+        applied
+    }
+
+    /// Replicates `records` (validated batches) through the partition's group. With `wait`,
+    /// resolves once committed and applied here; otherwise once queued.
+    pub async fn append(
+        &self,
+        group: u64,
+        records: Vec<u8>,
+        wait: bool,
+        timeout: Duration,
+    ) -> Result<Option<AppendOutcome>, AppendError> {
+        let Some(applied) = self
+            .propose(group, EntryKind::PartitionAppend, records, wait)
+            .await
+        else {
+            return if wait {
+                Err(AppendError::Storage("replication stopped".into()))
+            } else {
+                Ok(None)
+            };
+        };
+        match tokio::time::timeout(timeout, applied).await {
+            Ok(Ok(Applied::Partition(result))) => result.map(Some),
+            Ok(Ok(Applied::NotProposed(ProposeError::NotLeader { leader }))) => {
+                Err(AppendError::NotLeader {
+                    leader: leader as i32,
+                })
+            }
+            Ok(Ok(Applied::NotProposed(other))) => Err(AppendError::Storage(other.to_string())),
+            Ok(Ok(Applied::Metadata(_))) => Err(AppendError::Storage("mismatched answer".into())),
+            Ok(Err(_)) => Err(AppendError::Storage("replication stopped".into())),
+            Err(_) => Err(AppendError::TimedOut),
+        }
+    }
+
+    /// Proposes a catalog change (forwarded to the metadata leader) and waits until this node
+    /// has applied it.
+    pub async fn change_metadata(
+        &self,
+        command: MetadataCommand,
+        timeout: Duration,
+    ) -> Result<(), MetadataError> {
+        let body = serde_json::to_vec(&command).expect("metadata commands serialize");
+        let applied = self
+            .propose(METADATA_GROUP_ID, EntryKind::Metadata, body, true)
+            .await
+            .ok_or(MetadataError::Unavailable)?;
+        match tokio::time::timeout(timeout, applied).await {
+            Ok(Ok(Applied::Metadata(result))) => result.map_err(MetadataError::from),
+            Ok(Ok(_)) | Ok(Err(_)) => Err(MetadataError::Unavailable),
+            Err(_) => Err(MetadataError::TimedOut),
+        }
+    }
+
+    pub fn view(&self, group: u64) -> replicas::GroupView {
+        self.replicas.view(group)
+    }
+
+    /// The metadata group's leader (the controller and group coordinator), if known.
+    pub fn metadata_leader(&self) -> Option<i32> {
+        let view = self.replicas.view(METADATA_GROUP_ID);
+        (view.leader != 0).then_some(view.leader as i32)
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Stops the Raft loop and the transport.
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self
+            .commands
+            .send_async(Command::Shutdown(done))
+            .await
+            .is_ok()
+        {
+            let _ = stopped.await;
+        }
+        let thread = self.loop_thread.lock().take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        self.transport.shutdown().await;
+    }
+}

@@ -1,0 +1,350 @@
+//! The Raft loop: one thread per node that owns the [`MultiRaft`] (and so every `RawNode`).
+//! Each turn it takes commands (proposals, messages from peers), ticks on time, runs a ready
+//! round (one durable write for all groups), sends the messages that round produced, and
+//! applies committed entries: partition entries to their replica's log, metadata entries to
+//! the catalog, opening or dropping local replicas as the catalog says.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protobuf::Message as _;
+use raft::eraftpb::{EntryType, Message};
+use raft::StateRole;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use super::entry::{self, EntryHeader, EntryKind};
+use super::replicas::{GroupView, LocalReplicas};
+use super::{Applied, Command, PartitionOpener};
+use crate::catalog::{Catalog, CatalogChange, MetadataCommand, METADATA_GROUP_ID};
+use crate::partition::AppendError;
+use crate::raft::multi_raft::{MultiRaft, Output, ProposeError};
+use crate::transport::{Envelope, InboundBatch, Transport};
+
+/// Commands taken per turn before a ready round runs.
+pub const MAX_COMMANDS_PER_TURN: usize = 1024;
+/// A follower more than this many entries behind the leader is out of the in-sync set.
+pub const IN_SYNC_LAG_ENTRIES: u64 = 1000;
+/// Ticks between leadership rebalancing checks.
+pub const REBALANCE_EVERY_TICKS: u64 = 40;
+
+pub(super) struct RaftLoop {
+    pub node_id: u64,
+    pub multi: MultiRaft,
+    pub transport: Arc<Transport>,
+    pub catalog: Arc<Catalog>,
+    pub replicas: Arc<LocalReplicas>,
+    pub opener: PartitionOpener,
+    pub tick: Duration,
+    pub pending: HashMap<u64, (u64, oneshot::Sender<Applied>)>,
+    pub ticks: u64,
+}
+
+impl RaftLoop {
+    pub fn run(mut self, commands: flume::Receiver<Command>) {
+        let mut next_tick = Instant::now() + self.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match commands.recv_timeout(wait) {
+                Ok(command) => {
+                    if !self.handle(command) {
+                        return;
+                    }
+                }
+                Err(flume::RecvTimeoutError::Timeout) => {}
+                Err(flume::RecvTimeoutError::Disconnected) => return,
+            }
+            for command in commands.try_iter().take(MAX_COMMANDS_PER_TURN) {
+                if !self.handle(command) {
+                    return;
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.multi.tick();
+                self.ticks += 1;
+                next_tick = (next_tick + self.tick).max(now);
+                self.refresh_leader_views();
+            }
+            if let Err(store_error) = self.ready_round() {
+                // Without a durable Raft log nothing may be acknowledged: stop the node's
+                // replication rather than continue on an unknown state.
+                error!(%store_error, "raft log write failed; replication stops");
+                return;
+            }
+        }
+    }
+
+    /// Returns false when the loop must stop.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Propose {
+                group,
+                kind,
+                body,
+                proposal_id,
+                reply,
+            } => {
+                let header = EntryHeader {
+                    kind,
+                    origin_node: self.node_id,
+                    proposal_id,
+                };
+                let data = entry::encode(header, &body);
+                let proposed = match kind {
+                    EntryKind::Metadata => self.multi.propose_forwarded(group, data),
+                    EntryKind::PartitionAppend => self.multi.propose(group, data),
+                };
+                match (proposed, reply) {
+                    (Ok(()), Some(reply)) => {
+                        self.pending.insert(proposal_id, (group, reply));
+                    }
+                    (Ok(()), None) => {}
+                    (Err(error), Some(reply)) => {
+                        let _ = reply.send(Applied::NotProposed(error));
+                    }
+                    (Err(_), None) => {}
+                }
+            }
+            Command::Inbound(batch) => self.step_inbound(batch),
+            Command::Shutdown(done) => {
+                let _ = done.send(());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn step_inbound(&mut self, batch: InboundBatch) {
+        for envelope in batch.envelopes {
+            match Message::parse_from_bytes(&envelope.payload) {
+                // A group this node does not hold yet (its topic's metadata is not applied
+                // here yet): dropped; raft retransmits.
+                Ok(message) => {
+                    self.multi.step(envelope.group_id, message);
+                }
+                Err(decode_error) => {
+                    warn!(from = batch.from, %decode_error, "undecodable raft message dropped");
+                }
+            }
+        }
+    }
+
+    fn ready_round(&mut self) -> Result<(), crate::raft::log_store::StoreError> {
+        // Applying metadata can create groups that are immediately ready; a few passes let
+        // them start in the same turn.
+        for _ in 0..4 {
+            let mut output = Output::default();
+            self.multi.handle_ready(&mut output)?;
+            if output.is_empty() {
+                break;
+            }
+            self.send(&mut output);
+            for change in &output.role_changes {
+                self.on_role_change(change.group, change.role, change.leader);
+            }
+            self.apply(output);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, output: &mut Output) {
+        let mut by_peer: HashMap<u64, Vec<Envelope>> = HashMap::new();
+        for outbound in output.messages.drain(..) {
+            match outbound.message.write_to_bytes() {
+                Ok(bytes) => by_peer.entry(outbound.to).or_default().push(Envelope {
+                    group_id: outbound.group,
+                    payload: bytes.into(),
+                }),
+                Err(encode_error) => warn!(%encode_error, "raft message could not be encoded"),
+            }
+        }
+        for (peer, envelopes) in by_peer {
+            self.transport.send_many(peer, envelopes);
+        }
+    }
+
+    fn on_role_change(&mut self, group: u64, role: StateRole, leader: u64) {
+        let term = self.multi.status(group).map_or(0, |status| status.term);
+        let is_leader = role == StateRole::Leader;
+        self.replicas.update_view(group, |view| {
+            view.leader = leader;
+            view.term = term;
+            view.is_leader = is_leader;
+            if !is_leader {
+                view.in_sync.clear();
+            }
+        });
+        metrics::counter!("chronik_raft_leader_changes_total").increment(1);
+        if !is_leader {
+            // Proposals this node made as leader may never commit now: answer them, so the
+            // client retries on the new leader (idempotent retries are de-duplicated at
+            // apply). A metadata proposal is forwarded, so it stays pending.
+            let lost: Vec<u64> = self
+                .pending
+                .iter()
+                .filter(|(_, (pending_group, _))| {
+                    *pending_group == group && group != METADATA_GROUP_ID
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in lost {
+                if let Some((_, reply)) = self.pending.remove(&id) {
+                    let _ = reply.send(Applied::NotProposed(ProposeError::NotLeader { leader }));
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, output: Output) {
+        for committed in output.committed {
+            let group = committed.group;
+            let mut touched = None;
+            for raft_entry in committed.entries {
+                if raft_entry.get_entry_type() != EntryType::EntryNormal
+                    || raft_entry.data.is_empty()
+                {
+                    continue;
+                }
+                let (header, body) = match entry::decode(&raft_entry.data) {
+                    Ok(decoded) => decoded,
+                    Err(decode_error) => {
+                        error!(group, index = raft_entry.index, %decode_error, "committed entry is undecodable; skipped");
+                        continue;
+                    }
+                };
+                let applied = match header.kind {
+                    EntryKind::PartitionAppend => match self.replicas.get(group) {
+                        Some(partition) => {
+                            if raft_entry.index <= partition.applied_index() {
+                                continue;
+                            }
+                            touched = Some(partition.clone());
+                            Applied::Partition(partition.apply(
+                                raft_entry.index,
+                                raft_entry.term,
+                                body,
+                            ))
+                        }
+                        None => {
+                            Applied::Partition(Err(AppendError::Storage("no local replica".into())))
+                        }
+                    },
+                    EntryKind::Metadata => Applied::Metadata(self.apply_metadata(body)),
+                };
+                if header.origin_node == self.node_id {
+                    if let Some((_, reply)) = self.pending.remove(&header.proposal_id) {
+                        let _ = reply.send(applied);
+                    }
+                }
+            }
+            if let Some(partition) = touched {
+                partition.publish_high_watermark();
+            }
+        }
+    }
+
+    fn apply_metadata(&mut self, body: &[u8]) -> Result<(), crate::catalog::CatalogError> {
+        let command: MetadataCommand = match serde_json::from_slice(body) {
+            Ok(command) => command,
+            Err(decode_error) => {
+                error!(%decode_error, "metadata entry is undecodable; skipped");
+                return Ok(());
+            }
+        };
+        match self.catalog.apply(&command)? {
+            CatalogChange::Nothing => {}
+            CatalogChange::PartitionsCreated { topic, indexes } => {
+                for index in indexes {
+                    let assignment = &topic.assignments[index as usize];
+                    if !assignment.replicas.contains(&(self.node_id as i32)) {
+                        continue;
+                    }
+                    match (self.opener)(&topic, index) {
+                        Ok((partition, applied)) => {
+                            let voters: Vec<u64> =
+                                assignment.replicas.iter().map(|id| *id as u64).collect();
+                            let group = assignment.group_id;
+                            self.replicas.insert(partition);
+                            if let Err(raft_error) =
+                                self.multi.create_group(group, &voters, applied)
+                            {
+                                error!(group, %raft_error, "could not start the partition's raft group");
+                                continue;
+                            }
+                            if voters == [self.node_id] {
+                                self.multi.campaign(group);
+                            }
+                        }
+                        Err(open_error) => {
+                            error!(topic = %topic.name, index, %open_error, "could not open a partition replica");
+                        }
+                    }
+                }
+            }
+            CatalogChange::TopicDeleted(topic) => {
+                for assignment in &topic.assignments {
+                    if let Some(partition) = self.replicas.remove(assignment.group_id) {
+                        partition.delete_files();
+                    }
+                    if self.multi.has_group(assignment.group_id) {
+                        if let Err(store_error) = self.multi.remove_group(assignment.group_id) {
+                            warn!(group = assignment.group_id, %store_error, "could not drop a deleted partition's raft log");
+                        }
+                    }
+                }
+                info!(topic = %topic.name, "topic deleted");
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaders publish who is in sync, and hand leadership back to a caught-up preferred
+    /// replica (so leaders spread again after a node returns).
+    fn refresh_leader_views(&mut self) {
+        let rebalance = self.ticks % REBALANCE_EVERY_TICKS == 0;
+        let groups: Vec<u64> = self.multi.group_ids().collect();
+        for group in groups {
+            let Some(status) = self.multi.status(group) else {
+                continue;
+            };
+            if status.role != StateRole::Leader {
+                continue;
+            }
+            let in_sync: Vec<i32> = status
+                .matched
+                .iter()
+                .filter(|(_, matched)| *matched + IN_SYNC_LAG_ENTRIES >= status.last_index)
+                .map(|(id, _)| *id as i32)
+                .collect();
+            self.replicas.set_view(
+                group,
+                GroupView {
+                    leader: self.node_id,
+                    term: status.term,
+                    is_leader: true,
+                    in_sync,
+                },
+            );
+            if rebalance && group != METADATA_GROUP_ID {
+                if let Some(preferred) = self.preferred_leader(group) {
+                    let caught_up = status
+                        .matched
+                        .get(&preferred)
+                        .is_some_and(|m| *m >= status.last_index);
+                    if preferred != self.node_id && caught_up {
+                        self.multi.transfer_leader(group, preferred);
+                    }
+                }
+            }
+        }
+    }
+
+    fn preferred_leader(&self, group: u64) -> Option<u64> {
+        let partition = self.replicas.get(group)?;
+        let topic = self.catalog.topic(&partition.topic)?;
+        let assignment = topic.assignments.get(partition.index as usize)?;
+        assignment.replicas.first().map(|id| *id as u64)
+    }
+}
