@@ -24,6 +24,9 @@ pub struct BrokerProcess {
     pub metrics_port: u16,
     pub raft_port: u16,
     pub extra_env: Vec<(String, String)>,
+    /// Cluster membership: this node's id and `--peers`.
+    pub node_id: u64,
+    pub peers: String,
     child: Option<Child>,
     log_path: PathBuf,
 }
@@ -43,11 +46,62 @@ impl BrokerProcess {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            node_id: 1,
+            peers: String::new(),
             child: None,
             log_path: data_dir.with_extension("log"),
         };
         broker.launch();
         broker
+    }
+
+    /// Starts `nodes` brokers forming one Raft cluster (node ids 1..=nodes) and waits until
+    /// every one of them serves.
+    pub fn start_cluster(directory: &Path, nodes: u64, env: &[(&str, &str)]) -> Vec<BrokerProcess> {
+        let raft_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let peers = (1..=nodes)
+            .map(|id| format!("{id}=127.0.0.1:{}", raft_ports[id as usize - 1]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut brokers: Vec<BrokerProcess> = (1..=nodes)
+            .map(|id| {
+                let data_dir = directory.join(format!("node-{id}"));
+                BrokerProcess {
+                    log_path: data_dir.with_extension("log"),
+                    data_dir,
+                    kafka_port: free_port(),
+                    metrics_port: free_port(),
+                    raft_port: raft_ports[id as usize - 1],
+                    extra_env: env
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    node_id: id,
+                    peers: peers.clone(),
+                    child: None,
+                }
+            })
+            .collect();
+        for broker in &mut brokers {
+            broker.spawn();
+        }
+        for broker in &mut brokers {
+            broker.wait_until_healthy();
+        }
+        brokers
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGSTOP / SIGCONT.
+    pub fn pause(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    pub fn resume(&self) {
+        signal(self.pid(), "-CONT");
     }
 
     pub fn bootstrap(&self) -> String {
@@ -59,6 +113,11 @@ impl BrokerProcess {
     }
 
     fn launch(&mut self) {
+        self.spawn();
+        self.wait_until_healthy();
+    }
+
+    fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -73,13 +132,16 @@ impl BrokerProcess {
             .arg(format!("127.0.0.1:{}", self.metrics_port))
             .arg("--raft-listen")
             .arg(format!("127.0.0.1:{}", self.raft_port))
+            .arg("--node-id")
+            .arg(self.node_id.to_string())
+            .arg("--peers")
+            .arg(&self.peers)
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
             .expect("chronik-server starts");
         self.child = Some(child);
-        self.wait_until_healthy();
     }
 
     fn wait_until_healthy(&mut self) {
@@ -157,8 +219,12 @@ impl BrokerProcess {
 }
 
 fn send_sigterm(pid: u32) {
+    signal(pid, "-TERM");
+}
+
+fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
-        .arg("-TERM")
+        .arg(signal)
         .arg(pid.to_string())
         .status()
         .unwrap();

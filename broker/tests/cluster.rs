@@ -1,0 +1,340 @@
+//! Three-node clusters of real processes on loopback, with an rdkafka idempotent acks=all
+//! producer under way: kill (SIGKILL) or pause (SIGSTOP) a partition's leader or a follower,
+//! bring it back, then prove that no acknowledged message was lost, none duplicated, order
+//! kept per partition, and that every replica holds byte-identical partition logs.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use support::kafka;
+use support::BrokerProcess;
+
+const TOPIC: &str = "replicated";
+const PARTITIONS: i32 = 3;
+
+fn bootstrap(brokers: &[BrokerProcess]) -> String {
+    brokers
+        .iter()
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sent {
+    partition: i32,
+    offset: i64,
+    sequence: u64,
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<Sent>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// An idempotent acks=all producer writing numbered messages round-robin over the partitions.
+fn start_load(bootstrap: &str) -> Load {
+    let producer: FutureProducer = kafka::producer(
+        bootstrap,
+        &[
+            ("message.timeout.ms", "60000"),
+            ("linger.ms", "2"),
+            ("retry.backoff.ms", "50"),
+            // A paused leader answers nothing: give up on it quickly and look again.
+            ("request.timeout.ms", "2000"),
+            ("socket.timeout.ms", "2000"),
+            ("topic.metadata.refresh.interval.ms", "500"),
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let task = {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut sequence = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let sends = (0..30).map(|_| {
+                    sequence += 1;
+                    let partition = (sequence % PARTITIONS as u64) as i32;
+                    let value = sequence.to_string();
+                    let producer = &producer;
+                    let current = sequence;
+                    async move {
+                        let record = FutureRecord::<(), _>::to(TOPIC)
+                            .partition(partition)
+                            .payload(&value);
+                        let delivery = producer.send(record, Duration::from_secs(60)).await;
+                        delivery.ok().map(|delivery| Sent {
+                            partition: delivery.partition,
+                            offset: delivery.offset,
+                            sequence: current,
+                        })
+                    }
+                });
+                let done = futures::future::join_all(sends).await;
+                acked.lock().unwrap().extend(done.into_iter().flatten());
+            }
+        })
+    };
+    Load { stop, acked, task }
+}
+
+impl Load {
+    async fn finish(self) -> Vec<Sent> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        let acked = self.acked.lock().unwrap().clone();
+        acked
+    }
+
+    fn acknowledged(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+}
+
+async fn create_topic(bootstrap: &str, replication: i32) -> Result<(), RDKafkaErrorCode> {
+    let admin: AdminClient<DefaultClientContext> = kafka::config(bootstrap).create().unwrap();
+    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(replication));
+    let results = admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    results
+        .into_iter()
+        .next()
+        .unwrap()
+        .map(|_| ())
+        .map_err(|(_, code)| code)
+}
+
+/// The node leading `partition`, as the cluster's metadata says (waits for one).
+fn leader_of(bootstrap: &str, partition: i32) -> u64 {
+    let consumer: BaseConsumer = kafka::config(bootstrap).create().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(metadata) = consumer.fetch_metadata(Some(TOPIC), Duration::from_secs(5)) {
+            let leader = metadata.topics()[0]
+                .partitions()
+                .iter()
+                .find(|p| p.id() == partition)
+                .map(|p| p.leader());
+            if let Some(leader) = leader.filter(|leader| *leader > 0) {
+                return leader as u64;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no leader for partition {partition}");
+}
+
+/// Reads every partition from the beginning to its high watermark.
+fn consume_all(bootstrap: &str) -> Vec<Sent> {
+    let consumer: BaseConsumer = kafka::config(bootstrap)
+        .set("group.id", "verifier")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    for partition in 0..PARTITIONS {
+        assignment
+            .add_partition_offset(TOPIC, partition, Offset::Beginning)
+            .unwrap();
+        let (low, high) = consumer
+            .fetch_watermarks(TOPIC, partition, Duration::from_secs(20))
+            .unwrap();
+        remaining += high - low;
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut consumed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (consumed.len() as i64) < remaining && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let text = std::str::from_utf8(message.payload().unwrap()).unwrap();
+            consumed.push(Sent {
+                partition: message.partition(),
+                offset: message.offset(),
+                sequence: text.parse().unwrap(),
+            });
+        }
+    }
+    assert_eq!(
+        consumed.len() as i64,
+        remaining,
+        "every stored message is readable"
+    );
+    consumed
+}
+
+/// No acknowledged message lost, nothing duplicated, order kept per partition.
+fn verify(acked: &[Sent], consumed: &[Sent]) {
+    let mut by_sequence: HashMap<u64, &Sent> = HashMap::new();
+    for message in consumed {
+        assert!(
+            by_sequence.insert(message.sequence, message).is_none(),
+            "duplicate: {message:?}"
+        );
+    }
+    for message in acked {
+        assert_eq!(
+            by_sequence.get(&message.sequence),
+            Some(&message),
+            "lost or moved: {message:?}"
+        );
+    }
+    let mut last: BTreeMap<i32, (i64, u64)> = BTreeMap::new();
+    for message in consumed {
+        if let Some((offset, sequence)) = last.get(&message.partition) {
+            assert!(
+                message.offset > *offset && message.sequence > *sequence,
+                "reordered: {message:?}"
+            );
+        }
+        last.insert(message.partition, (message.offset, message.sequence));
+    }
+}
+
+/// Each partition's segment files, per node.
+fn partition_logs(node: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut logs = BTreeMap::new();
+    let Ok(partitions) = std::fs::read_dir(node.join("partitions")) else {
+        return logs;
+    };
+    for partition in partitions {
+        let partition: PathBuf = partition.unwrap().path();
+        for file in std::fs::read_dir(&partition).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_some_and(|e| e == "log") {
+                let name = format!(
+                    "{}/{}",
+                    partition.file_name().unwrap().to_string_lossy(),
+                    file.file_name().unwrap().to_string_lossy()
+                );
+                logs.insert(name, std::fs::read(&file).unwrap());
+            }
+        }
+    }
+    logs
+}
+
+/// Waits until every node holds the same bytes for every partition.
+fn assert_replicas_identical(brokers: &[BrokerProcess]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs: Vec<_> = brokers
+            .iter()
+            .map(|b| partition_logs(&b.data_dir))
+            .collect();
+        if logs.windows(2).all(|pair| pair[0] == pair[1]) && !logs[0].is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let sizes: Vec<Vec<(String, usize)>> = logs
+                .iter()
+                .map(|node| {
+                    node.iter()
+                        .map(|(name, bytes)| (name.clone(), bytes.len()))
+                        .collect()
+                })
+                .collect();
+            panic!("replicas differ after catching up: {sizes:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+async fn run_with_fault(
+    fault: impl FnOnce(&mut [BrokerProcess], u64),
+    recover: impl FnOnce(&mut [BrokerProcess], u64),
+    target_leader: bool,
+) {
+    let directory = tempfile::tempdir().unwrap();
+    let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
+    let bootstrap = bootstrap(&brokers);
+    create_topic(&bootstrap, 3).await.unwrap();
+    let load = start_load(&bootstrap);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let before = load.acknowledged();
+    assert!(before > 0, "the load runs before the fault");
+    let leader = leader_of(&bootstrap, 0);
+    let target = if target_leader {
+        leader
+    } else {
+        leader % 3 + 1
+    };
+    fault(&mut brokers, target);
+    let resumed_by = Instant::now() + Duration::from_secs(15);
+    while load.acknowledged() <= before + 100 && Instant::now() < resumed_by {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        load.acknowledged() > before + 100,
+        "the producer resumed while node {target} was down"
+    );
+    recover(&mut brokers, target);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let acked = load.finish().await;
+    let consumed = consume_all(&bootstrap);
+    verify(&acked, &consumed);
+    assert_replicas_identical(&brokers);
+    let metrics = brokers[0].http_get("/metrics").unwrap();
+    for name in [
+        "chronik_raft_is_leader",
+        "chronik_raft_term",
+        "chronik_raft_applied_index",
+        "chronik_raft_leader_changes_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_loses_no_acknowledged_message() {
+    run_with_fault(
+        |brokers, target| brokers[target as usize - 1].kill(),
+        |brokers, target| brokers[target as usize - 1].restart(),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_follower_loses_nothing_and_it_catches_up() {
+    run_with_fault(
+        |brokers, target| brokers[target as usize - 1].kill(),
+        |brokers, target| brokers[target as usize - 1].restart(),
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_the_leader_loses_nothing() {
+    run_with_fault(
+        |brokers, target| brokers[target as usize - 1].pause(),
+        |brokers, target| brokers[target as usize - 1].resume(),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replication_factor_above_the_node_count_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
+    let refused = create_topic(&bootstrap(&brokers), 4).await;
+    assert_eq!(refused, Err(RDKafkaErrorCode::InvalidReplicationFactor));
+}
