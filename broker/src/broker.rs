@@ -111,10 +111,6 @@ impl Broker {
             election_ticks: ((config.raft_election_timeout_ms / tick_ms) as usize).max(3),
             sync_writes: config.fsync == FsyncPolicy::Always,
         };
-        let cluster =
-            Cluster::start(settings, store, catalog.clone(), replicas.clone(), opener).await?;
-        let producer_ids =
-            ProducerIdAllocator::open(&config.data_dir.join("producer-ids.json"), node_id)?;
         let groups = GroupCoordinator::open(
             &config.data_dir.join("groups"),
             GroupSettings {
@@ -123,6 +119,18 @@ impl Broker {
                 initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             },
         )?;
+        let offsets = groups.store().clone();
+        let cluster = Cluster::start(
+            settings,
+            store,
+            catalog.clone(),
+            offsets,
+            replicas.clone(),
+            opener,
+        )
+        .await?;
+        let producer_ids =
+            ProducerIdAllocator::open(&config.data_dir.join("producer-ids.json"), node_id)?;
         let broker = Arc::new(Broker {
             config,
             catalog,
@@ -139,6 +147,9 @@ impl Broker {
             tokio::spawn(register(Arc::downgrade(&broker))),
         ];
         broker.background_tasks.lock().extend(tasks);
+        broker
+            .groups
+            .set_replicator(Arc::new(ReplicatedOffsets(Arc::downgrade(&broker))));
         Ok(broker)
     }
 
@@ -229,6 +240,28 @@ impl Broker {
             Some(error) => Err(error.into()),
             None => Ok(()),
         }
+    }
+}
+
+/// Commits group offsets through the metadata Raft group, so they survive the loss of the
+/// coordinator's node.
+struct ReplicatedOffsets(std::sync::Weak<Broker>);
+
+impl crate::group::OffsetReplicator for ReplicatedOffsets {
+    fn replicate(
+        &self,
+        event: crate::group::GroupEvent,
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let broker = self.0.upgrade().ok_or("the broker is shutting down")?;
+            let timeout = Duration::from_millis(METADATA_CHANGE_TIMEOUT_MS);
+            let command = MetadataCommand::GroupOffsets(event);
+            broker
+                .cluster
+                .change_metadata(command, timeout)
+                .await
+                .map_err(|error| error.to_string())
+        })
     }
 }
 

@@ -68,6 +68,8 @@ pub enum MetadataCommand {
         name: String,
         count: i32,
     },
+    /// Committed consumer-group offsets; applied to the group offset state, not the catalog.
+    GroupOffsets(crate::group::GroupEvent),
 }
 
 /// What applying a command changed, for the node to act on (open or drop local replicas).
@@ -177,6 +179,7 @@ impl Catalog {
         command: &MetadataCommand,
     ) -> Result<CatalogChange, CatalogError> {
         match command {
+            MetadataCommand::GroupOffsets(_) => Ok(CatalogChange::Nothing),
             MetadataCommand::RegisterBroker(address) => {
                 state.brokers.insert(address.node_id, address.clone());
                 Ok(CatalogChange::Nothing)

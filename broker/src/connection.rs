@@ -131,6 +131,13 @@ fn dispatch_frame(
             !matches!(&request.body, RequestKind::Produce(produce) if produce.acks == 0);
         let response = handlers::dispatch(&broker, &request.header, &peer_host, request.body).await;
         broker_metrics::record_request(api_key, started.elapsed());
+        debug!(
+            ?api_key,
+            version,
+            correlation_id,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request answered"
+        );
         let answer = match response {
             _ if !expects_response => Answer::NoResponse,
             Some(response) => match codec::encode_response(correlation_id, version, &response) {

@@ -338,3 +338,59 @@ async fn a_replication_factor_above_the_node_count_is_refused() {
     let refused = create_topic(&bootstrap(&brokers), 4).await;
     assert_eq!(refused, Err(RDKafkaErrorCode::InvalidReplicationFactor));
 }
+
+/// The metadata leader (controller, group coordinator) as a node's Metadata answer says.
+fn controller(broker: &BrokerProcess) -> u64 {
+    use kafka_protocol::messages::MetadataRequest;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut client = support::wire::RawClient::connect(broker.kafka_address());
+        let response = client.call(9, &MetadataRequest::default().with_topics(Some(vec![])));
+        if response.controller_id.0 > 0 {
+            return response.controller_id.0 as u64;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no controller");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_the_loss_of_the_coordinator() {
+    use rdkafka::consumer::CommitMode;
+    let directory = tempfile::tempdir().unwrap();
+    let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
+    let all = bootstrap(&brokers);
+    create_topic(&all, 3).await.unwrap();
+    let producer = kafka::producer(&all, &[]);
+    let messages = (0..120).map(|i| (format!("key-{i}"), format!("value-{i}").into_bytes()));
+    let acked = kafka::produce_keyed(&producer, TOPIC, messages).await;
+    drop(producer);
+
+    let consumer = kafka::consumer(&all, "survivors", &[]);
+    consumer.subscribe(&[TOPIC]).unwrap();
+    let first = kafka::consume(&consumer, 70, Duration::from_secs(30));
+    assert_eq!(first.len(), 70);
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    drop(consumer);
+
+    let coordinator = controller(&brokers[0]);
+    brokers[coordinator as usize - 1].kill();
+    let bootstrap = brokers
+        .iter()
+        .filter(|broker| broker.node_id != coordinator)
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",");
+    let resumed = kafka::consumer(&bootstrap, "survivors", &[]);
+    resumed.subscribe(&[TOPIC]).unwrap();
+    let mut expected: Vec<kafka::Acked> = acked
+        .iter()
+        .filter(|m| !first.contains(m))
+        .cloned()
+        .collect();
+    expected.sort_by_key(|m| (m.partition, m.offset));
+    let mut rest = kafka::consume(&resumed, expected.len(), Duration::from_secs(40));
+    // Nothing that was committed comes again.
+    rest.extend(kafka::consume(&resumed, 1, Duration::from_secs(2)));
+    kafka::assert_exactly_once_in_order(&expected, &rest);
+}

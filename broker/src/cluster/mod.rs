@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use tracing::info;
 
 use crate::catalog::{Catalog, CatalogError, MetadataCommand, TopicSpec, METADATA_GROUP_ID};
+use crate::group::offsets::OffsetStore;
 use crate::partition::{AppendError, AppendOutcome, Partition};
 use crate::raft::log_store::RaftLogStore;
 use crate::raft::multi_raft::{MultiRaft, ProposeError, RaftSettings};
@@ -90,6 +91,7 @@ impl Cluster {
         settings: ClusterSettings,
         store: Arc<dyn RaftLogStore>,
         catalog: Arc<Catalog>,
+        offsets: Arc<OffsetStore>,
         replicas: Arc<LocalReplicas>,
         opener: PartitionOpener,
     ) -> anyhow::Result<Cluster> {
@@ -121,6 +123,7 @@ impl Cluster {
             multi,
             transport: transport.clone(),
             catalog,
+            offsets,
             replicas: replicas.clone(),
             opener,
             tick: settings.tick,

@@ -18,6 +18,7 @@ use super::entry::{self, EntryHeader, EntryKind};
 use super::replicas::{GroupView, LocalReplicas};
 use super::{Applied, Command, PartitionOpener};
 use crate::catalog::{Catalog, CatalogChange, MetadataCommand, METADATA_GROUP_ID};
+use crate::group::offsets::OffsetStore;
 use crate::partition::AppendError;
 use crate::raft::multi_raft::{MultiRaft, Output, ProposeError};
 use crate::transport::{Envelope, InboundBatch, Transport};
@@ -36,6 +37,7 @@ pub(super) struct RaftLoop {
     pub multi: MultiRaft,
     pub transport: Arc<Transport>,
     pub catalog: Arc<Catalog>,
+    pub offsets: Arc<OffsetStore>,
     pub replicas: Arc<LocalReplicas>,
     pub opener: PartitionOpener,
     pub tick: Duration,
@@ -258,6 +260,10 @@ impl RaftLoop {
                 return Ok(());
             }
         };
+        if let MetadataCommand::GroupOffsets(event) = &command {
+            self.offsets.apply_replicated(event);
+            return Ok(());
+        }
         match self.catalog.apply(&command)? {
             CatalogChange::Nothing => {}
             CatalogChange::PartitionsCreated { topic, indexes } => {

@@ -75,6 +75,8 @@ pub struct GroupCoordinator {
     settings: GroupSettings,
     groups: Mutex<HashMap<String, GroupEntry>>,
     store: Arc<OffsetStore>,
+    /// Set in a cluster: offsets are committed through it instead of the local journal.
+    replicator: std::sync::OnceLock<Arc<dyn super::OffsetReplicator>>,
     expiry_running: AtomicBool,
     stopped: AtomicBool,
 }
@@ -153,6 +155,7 @@ impl GroupCoordinator {
             settings,
             groups: Mutex::new(groups),
             store: Arc::new(store),
+            replicator: std::sync::OnceLock::new(),
             expiry_running: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
@@ -160,6 +163,11 @@ impl GroupCoordinator {
             drop(coordinator.spawn_expiry());
         }
         Ok(coordinator)
+    }
+
+    /// Commits offsets through `replicator` from now on (set once, at start-up).
+    pub fn set_replicator(&self, replicator: Arc<dyn super::OffsetReplicator>) {
+        let _ = self.replicator.set(replicator);
     }
 
     pub fn settings(&self) -> &GroupSettings {
@@ -402,7 +410,15 @@ impl GroupCoordinator {
                 })
                 .collect(),
         };
-        match self.store.append(event).await {
+        let outcome = match self.replicator.get() {
+            Some(replicator) => replicator.replicate(event).await,
+            None => self
+                .store
+                .append(event)
+                .await
+                .map_err(|error| error.to_string()),
+        };
+        match outcome {
             Ok(()) => codes::NONE,
             Err(e) => {
                 tracing::error!(group = %group_id, error = %e, "offset commit not durable");

@@ -38,6 +38,12 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 pub use coordinator::GroupCoordinator;
+
+/// Where committed offsets are made durable when the coordinator is part of a cluster: the
+/// event is replicated, and every node applies it ([`offsets::OffsetStore::apply_replicated`]).
+pub trait OffsetReplicator: Send + Sync {
+    fn replicate(&self, event: GroupEvent) -> futures::future::BoxFuture<'_, Result<(), String>>;
+}
 pub use events::{GroupEvent, OffsetEntry, OffsetState, OffsetValue};
 pub use offsets::OffsetStore;
 pub use state::{Group, GroupState, Member};

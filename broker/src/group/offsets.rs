@@ -79,6 +79,13 @@ impl OffsetStore {
         })
     }
 
+    /// Applies an event that is already durable elsewhere (committed in the metadata Raft
+    /// group, which is the record of offsets in a cluster); the journal is not written.
+    pub fn apply_replicated(&self, event: &GroupEvent) {
+        self.inner.lock().state.apply(event);
+        ::metrics::counter!("chronik_group_offset_commits_total").increment(1);
+    }
+
     /// Makes `event` durable and applies it. Returns once an fdatasync covers it.
     pub async fn append(self: &Arc<Self>, event: GroupEvent) -> io::Result<()> {
         if self.failed.load(Ordering::Acquire) {

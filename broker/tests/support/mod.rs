@@ -341,6 +341,11 @@ pub mod kafka {
                     key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
                     value: message.payload().unwrap_or_default().to_vec(),
                 }),
+                // A broker that was killed on purpose: the client reconnects elsewhere.
+                Some(Err(rdkafka::error::KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure
+                    | rdkafka::types::RDKafkaErrorCode::AllBrokersDown,
+                ))) => {}
                 Some(Err(error)) => panic!("consume failed: {error}"),
                 None => {}
             }
