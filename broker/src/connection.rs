@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -57,7 +57,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
         loop {
             match frame::take_frame(&mut buffer, limit_bytes) {
                 Ok(Some(frame)) => {
-                    let Some(slot) = dispatch_frame(&broker, frame, &peer, &peer_host) else {
+                    let Some(slot) = dispatch_frame(&broker, frame, &peer, &peer_host).await else {
                         break 'connection;
                     };
                     if slots.send(slot).await.is_err() {
@@ -92,8 +92,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
 }
 
 /// Decodes a frame and starts handling it; returns the slot its response will arrive in, or
-/// `None` when the connection must close.
-fn dispatch_frame(
+/// `None` when the connection must close. A produce request's proposals are queued before
+/// this returns, so pipelined produce requests keep their order.
+async fn dispatch_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
     peer: &str,
@@ -120,16 +121,28 @@ fn dispatch_frame(
             return None;
         }
     };
+    let started = Instant::now();
+    let api_key = request.api_key;
+    let version = request.header.request_api_version;
+    let correlation_id = request.header.correlation_id;
+    let expects_response =
+        !matches!(&request.body, RequestKind::Produce(produce) if produce.acks == 0);
+    // Produce proposals are queued here, before the next frame is read.
+    let (body, produce) = match request.body {
+        RequestKind::Produce(produce) => {
+            (None, Some(handlers::produce::submit(broker, produce).await))
+        }
+        other => (Some(other), None),
+    };
     let broker = broker.clone();
     let peer_host = peer_host.clone();
+    let header = request.header;
     tokio::spawn(async move {
-        let started = Instant::now();
-        let api_key = request.api_key;
-        let version = request.header.request_api_version;
-        let correlation_id = request.header.correlation_id;
-        let expects_response =
-            !matches!(&request.body, RequestKind::Produce(produce) if produce.acks == 0);
-        let response = handlers::dispatch(&broker, &request.header, &peer_host, request.body).await;
+        let response = match (produce, body) {
+            (Some(produce), _) => Some(ResponseKind::Produce(produce.await)),
+            (None, Some(body)) => handlers::dispatch(&broker, &header, &peer_host, body).await,
+            (None, None) => None,
+        };
         broker_metrics::record_request(api_key, started.elapsed());
         debug!(
             ?api_key,

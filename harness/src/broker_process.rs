@@ -1,5 +1,5 @@
-//! Launching `chronik-server` as a local process: finding the binary, free loopback ports,
-//! waiting for health, reading its peak memory.
+//! Launching `chronik-server` as local processes: finding the binary, free loopback ports,
+//! a cluster's `--peers`, waiting for health, kill/restart, peak memory.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -36,59 +36,76 @@ pub fn free_loopback_port() -> anyhow::Result<u16> {
 }
 
 pub struct BrokerProcess {
+    pub node_id: u64,
     pub kafka_port: u16,
     pub metrics_port: u16,
+    pub raft_port: u16,
+    pub directory: PathBuf,
     pub log_path: PathBuf,
-    child: Child,
+    binary: PathBuf,
+    peers: String,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
 }
 
 impl BrokerProcess {
-    pub fn start(binary: &Path, data_dir: &Path, env: &[(String, String)]) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
-        let kafka_port = free_loopback_port()?;
-        let metrics_port = free_loopback_port()?;
-        let raft_port = free_loopback_port()?;
-        let log_path = data_dir.join("broker.log");
-        let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(binary)
-            .arg("--data-dir")
-            .arg(data_dir.join("data"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{kafka_port}"))
-            .arg("--metrics-listen")
-            .arg(format!("127.0.0.1:{metrics_port}"))
-            .arg("--raft-listen")
-            .arg(format!("127.0.0.1:{raft_port}"))
-            .envs(
-                env.iter()
-                    .map(|(key, value)| (key.as_str(), value.as_str())),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let mut process = BrokerProcess {
-            kafka_port,
-            metrics_port,
-            log_path,
-            child,
-        };
-        process.wait_until_healthy()?;
-        Ok(process)
+    /// One broker: a one-node cluster.
+    pub fn start(
+        binary: &Path,
+        directory: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let mut cluster = start_cluster(binary, directory, 1, env)?;
+        Ok(cluster.remove(0))
     }
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.kafka_port)
     }
 
-    fn wait_until_healthy(&mut self) -> anyhow::Result<()> {
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.directory)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
+        let child = Command::new(&self.binary)
+            .arg("--data-dir")
+            .arg(self.directory.join("data"))
+            .arg("--listen")
+            .arg(self.bootstrap())
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{}", self.metrics_port))
+            .arg("--raft-listen")
+            .arg(format!("127.0.0.1:{}", self.raft_port))
+            .arg("--node-id")
+            .arg(self.node_id.to_string())
+            .arg("--peers")
+            .arg(&self.peers)
+            .envs(
+                self.env
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str())),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn wait_until_healthy(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "broker exited during start-up ({status}); see {}",
-                    self.log_path.display()
-                );
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "broker {} exited ({status}); see {}",
+                        self.node_id,
+                        self.log_path.display()
+                    );
+                }
             }
             if http_get(self.metrics_port, "/health").is_ok_and(|body| body.contains("ok")) {
                 return Ok(());
@@ -96,61 +113,141 @@ impl BrokerProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         bail!(
-            "broker not healthy after {START_TIMEOUT_MS} ms; see {}",
+            "broker {} not healthy after {START_TIMEOUT_MS} ms; see {}",
+            self.node_id,
             self.log_path.display()
         )
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Peak resident memory of the broker process so far (VmHWM), in bytes.
     pub fn peak_resident_bytes(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        self.status_kib("VmHWM:").map(|kib| kib * 1024)
+    }
+
+    /// Current resident memory (VmRSS), in bytes.
+    pub fn resident_bytes(&self) -> anyhow::Result<u64> {
+        self.status_kib("VmRSS:").map(|kib| kib * 1024)
+    }
+
+    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
+        let pid = self.pid().context("broker not running")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let line = status
             .lines()
-            .find(|line| line.starts_with("VmHWM:"))
-            .context("no VmHWM in /proc status")?;
-        let kib: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .context("VmHWM value")?
-            .parse()?;
-        Ok(kib * 1024)
+            .find(|line| line.starts_with(field))
+            .context("no such field")?;
+        Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed or stopped broker again on the same data and ports.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn()?;
+        self.wait_until_healthy()
     }
 
     /// SIGTERM, then SIGKILL if it does not exit in time.
-    pub fn stop(mut self) -> anyhow::Result<()> {
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(child.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
+            if child.try_wait()?.is_some() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.child.kill()?;
-        self.child.wait()?;
+        child.kill()?;
+        child.wait()?;
         Ok(())
     }
 }
 
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
-/// A body from the broker's metrics listener.
+/// Starts `nodes` brokers as one cluster under `directory` (node ids 1..=nodes) and waits
+/// until all serve.
+pub fn start_cluster(
+    binary: &Path,
+    directory: &Path,
+    nodes: u64,
+    env: &[(String, String)],
+) -> anyhow::Result<Vec<BrokerProcess>> {
+    let raft_ports: Vec<u16> = (0..nodes)
+        .map(|_| free_loopback_port())
+        .collect::<Result<_, _>>()?;
+    let peers = raft_ports
+        .iter()
+        .enumerate()
+        .map(|(index, port)| format!("{}=127.0.0.1:{port}", index + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut brokers = Vec::new();
+    for node_id in 1..=nodes {
+        let node_directory = directory.join(format!("node-{node_id}"));
+        brokers.push(BrokerProcess {
+            node_id,
+            kafka_port: free_loopback_port()?,
+            metrics_port: free_loopback_port()?,
+            raft_port: raft_ports[node_id as usize - 1],
+            log_path: directory.join(format!("node-{node_id}.log")),
+            directory: node_directory,
+            binary: binary.to_path_buf(),
+            peers: peers.clone(),
+            env: env.to_vec(),
+            child: None,
+        });
+    }
+    for broker in &mut brokers {
+        broker.spawn()?;
+    }
+    for broker in &mut brokers {
+        broker.wait_until_healthy()?;
+    }
+    Ok(brokers)
+}
+
+pub fn bootstrap(brokers: &[BrokerProcess]) -> String {
+    brokers
+        .iter()
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A body from a broker's metrics listener.
 pub fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let (_, body) = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
         .context("malformed HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{path}: {}", head.lines().next().unwrap_or_default());
+    }
     Ok(body.to_string())
 }

@@ -1,4 +1,5 @@
 //! chronik-bench: drives Kafka-compatible brokers with real clients and measures them.
 
 pub mod broker_process;
+pub mod failover;
 pub mod throughput;

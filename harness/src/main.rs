@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use chronik_bench::throughput;
+use chronik_bench::{failover, throughput};
 
 #[derive(Parser)]
 #[command(
@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Produce as fast as acknowledged, consume it all back, report rates and broker memory.
     Throughput(throughput::ThroughputArgs),
+    /// Kill the leader of a partition repeatedly under load; report the unavailability.
+    Failover(failover::FailoverArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,6 +29,10 @@ fn main() -> anyhow::Result<()> {
         Command::Throughput(args) => {
             let report = throughput::run(&args)?;
             throughput::print_report(&report, args.json);
+        }
+        Command::Failover(args) => {
+            let report = failover::run(&args)?;
+            failover::print_report(&report, args.json);
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
-//! `chronik-bench throughput`: produce as fast as the broker acknowledges, then consume
-//! everything back, with librdkafka. Reports messages/s and MB/s (10^6 bytes) for both, and
-//! the broker's peak resident memory when the tool launched the broker itself.
+//! `chronik-bench throughput`: produce (as fast as acknowledged, or at a fixed rate), then
+//! consume everything back, with librdkafka. Reports messages/s and MB/s (10^6 bytes) for
+//! both, produce latency percentiles measured from each message's intended send time (so a
+//! stalled broker cannot hide behind a stalled generator), and the brokers' peak resident
+//! memory when the tool launched them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +20,10 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::broker_process::{find_broker_binary, BrokerProcess};
+use hdrhistogram::Histogram;
+use std::sync::Mutex;
+
+use crate::broker_process::{bootstrap as cluster_bootstrap, find_broker_binary, start_cluster};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ThroughputArgs {
@@ -28,6 +33,15 @@ pub struct ThroughputArgs {
     /// The chronik-server binary to launch (default: next to chronik-bench).
     #[arg(long, env = "CHRONIK_SERVER_BIN")]
     pub broker_bin: Option<PathBuf>,
+    /// Brokers to launch (a cluster when more than one).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u64,
+    /// Replicas per partition (default: the node count, at most 3).
+    #[arg(long)]
+    pub replication_factor: Option<i32>,
+    /// Total messages per second to offer; 0 = as fast as acknowledged.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     #[arg(long, default_value = "throughput")]
     pub topic: String,
     #[arg(long, default_value_t = 8)]
@@ -52,6 +66,9 @@ pub struct ThroughputArgs {
 
 #[derive(Debug, Serialize)]
 pub struct ThroughputReport {
+    pub nodes: u64,
+    pub replication_factor: i32,
+    pub rate: u64,
     pub partitions: i32,
     pub message_bytes: usize,
     pub acks: String,
@@ -64,13 +81,19 @@ pub struct ThroughputReport {
     pub consume_seconds: f64,
     pub consume_messages_per_second: f64,
     pub consume_megabytes_per_second: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_p999: f64,
+    pub latency_ms_max: f64,
+    /// The largest peak resident memory among the launched brokers.
     pub broker_peak_resident_megabytes: Option<f64>,
 }
 
-#[derive(Default)]
 struct DeliveryCounts {
     acknowledged: AtomicU64,
     failed: AtomicU64,
+    /// Microseconds from intended send time to acknowledgement.
+    latency_us: Mutex<Histogram<u64>>,
 }
 
 struct CountingContext(Arc<DeliveryCounts>);
@@ -78,11 +101,19 @@ struct CountingContext(Arc<DeliveryCounts>);
 impl ClientContext for CountingContext {}
 
 impl ProducerContext for CountingContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    /// The message's intended send time.
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, result: &DeliveryResult<'_>, intended: Box<Instant>) {
         match result {
-            Ok(_) => self.0.acknowledged.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.0.failed.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => {
+                self.0.acknowledged.fetch_add(1, Ordering::Relaxed);
+                let latency_us = intended.elapsed().as_micros() as u64;
+                let mut histogram = self.0.latency_us.lock().expect("histogram lock");
+                let _ = histogram.record(latency_us.max(1));
+            }
+            Err(_) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+            }
         };
     }
 }
@@ -91,47 +122,64 @@ pub fn run(args: &ThroughputArgs) -> anyhow::Result<ThroughputReport> {
     let scratch = tempfile::Builder::new()
         .prefix("chronik-throughput-")
         .tempdir()?;
-    let launched = match &args.bootstrap {
-        Some(_) => None,
+    let replication_factor = args.replication_factor.unwrap_or(args.nodes.min(3) as i32);
+    let mut launched = Vec::new();
+    let bootstrap = match &args.bootstrap {
+        Some(bootstrap) => bootstrap.clone(),
         None => {
             let binary = find_broker_binary(args.broker_bin.as_deref())?;
-            Some(BrokerProcess::start(&binary, scratch.path(), &[])?)
+            launched = start_cluster(&binary, scratch.path(), args.nodes, &[])?;
+            cluster_bootstrap(&launched)
         }
     };
-    let bootstrap = match (&args.bootstrap, &launched) {
-        (Some(bootstrap), _) => bootstrap.clone(),
-        (None, Some(broker)) => broker.bootstrap(),
-        (None, None) => unreachable!("a broker was launched"),
-    };
-    create_topic(&bootstrap, &args.topic, args.partitions)?;
-    let (produced_messages, produce_seconds) = produce(&bootstrap, args)?;
-    let (consumed_messages, consume_seconds) = consume(&bootstrap, args, produced_messages)?;
-    let broker_peak_resident_megabytes = match &launched {
-        Some(broker) => Some(broker.peak_resident_bytes()? as f64 / 1e6),
-        None => None,
-    };
-    if let Some(broker) = launched {
+    create_topic(&bootstrap, &args.topic, args.partitions, replication_factor)?;
+    let produced = produce(&bootstrap, args)?;
+    let (consumed_messages, consume_seconds) = consume(&bootstrap, args, produced.acknowledged)?;
+    let mut peak_bytes = None;
+    for broker in &launched {
+        let peak = broker.peak_resident_bytes()?;
+        peak_bytes = Some(peak_bytes.map_or(peak, |current: u64| current.max(peak)));
+    }
+    for broker in &mut launched {
         broker.stop()?;
     }
     let megabytes = |messages: u64| messages as f64 * args.message_bytes as f64 / 1e6;
+    let percentile = |quantile: f64| produced.latency_us.value_at_quantile(quantile) as f64 / 1e3;
     Ok(ThroughputReport {
+        nodes: if args.bootstrap.is_some() {
+            0
+        } else {
+            args.nodes
+        },
+        replication_factor,
+        rate: args.rate,
         partitions: args.partitions,
         message_bytes: args.message_bytes,
         acks: args.acks.clone(),
         idempotent: args.idempotent,
-        produced_messages,
-        produce_seconds,
-        produce_messages_per_second: produced_messages as f64 / produce_seconds,
-        produce_megabytes_per_second: megabytes(produced_messages) / produce_seconds,
+        produced_messages: produced.acknowledged,
+        produce_seconds: produced.seconds,
+        produce_messages_per_second: produced.acknowledged as f64 / produced.seconds,
+        produce_megabytes_per_second: megabytes(produced.acknowledged) / produced.seconds,
         consumed_messages,
         consume_seconds,
         consume_messages_per_second: consumed_messages as f64 / consume_seconds,
         consume_megabytes_per_second: megabytes(consumed_messages) / consume_seconds,
-        broker_peak_resident_megabytes,
+        latency_ms_p50: percentile(0.5),
+        latency_ms_p99: percentile(0.99),
+        latency_ms_p999: percentile(0.999),
+        latency_ms_max: produced.latency_us.max() as f64 / 1e3,
+        broker_peak_resident_megabytes: peak_bytes.map(|bytes| bytes as f64 / 1e6),
     })
 }
 
-fn client_config(bootstrap: &str) -> ClientConfig {
+struct Produced {
+    acknowledged: u64,
+    seconds: f64,
+    latency_us: Histogram<u64>,
+}
+
+pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
@@ -139,12 +187,21 @@ fn client_config(bootstrap: &str) -> ClientConfig {
     config
 }
 
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+pub fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
     let results = runtime.block_on(admin.create_topics([&new_topic], &AdminOptions::new()))?;
     for result in results {
         match result {
@@ -156,8 +213,12 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result
     Ok(())
 }
 
-fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<(u64, f64)> {
-    let counts = Arc::new(DeliveryCounts::default());
+fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
+    let counts = Arc::new(DeliveryCounts {
+        acknowledged: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        latency_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+    });
     let producer: ThreadedProducer<CountingContext> = client_config(bootstrap)
         .set("acks", &args.acks)
         .set("enable.idempotence", args.idempotent.to_string())
@@ -175,10 +236,20 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<(u64, f64)>
     let window = Duration::from_secs(args.seconds);
     let mut sent = 0u64;
     while started.elapsed() < window {
+        let intended = if args.rate == 0 {
+            Instant::now()
+        } else {
+            let due = started + Duration::from_secs_f64(sent as f64 / args.rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            due
+        };
         let partition = (sent % args.partitions as u64) as i32;
-        let record = BaseRecord::<(), [u8]>::to(&args.topic)
-            .payload(&payload)
-            .partition(partition);
+        let record =
+            BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(&args.topic, Box::new(intended))
+                .payload(&payload)
+                .partition(partition);
         match producer.send(record) {
             Ok(()) => sent += 1,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -190,12 +261,17 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<(u64, f64)>
     producer
         .flush(Duration::from_secs(120))
         .context("flushing the producer")?;
-    let elapsed = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     let failed = counts.failed.load(Ordering::Relaxed);
     if failed > 0 {
         bail!("{failed} of {sent} messages were not acknowledged");
     }
-    Ok((counts.acknowledged.load(Ordering::Relaxed), elapsed))
+    let latency_us = counts.latency_us.lock().expect("histogram lock").clone();
+    Ok(Produced {
+        acknowledged: counts.acknowledged.load(Ordering::Relaxed),
+        seconds,
+        latency_us,
+    })
 }
 
 fn consume(bootstrap: &str, args: &ThroughputArgs, expected: u64) -> anyhow::Result<(u64, f64)> {
@@ -246,14 +322,20 @@ pub fn print_report(report: &ThroughputReport, as_json: bool) {
         return;
     }
     println!(
-        "produce: {} messages of {} B, {} partitions, acks={}, idempotent={}: {:.0} msg/s, {:.1} MB/s",
+        "produce: {} messages of {} B, {} partitions, {} node(s), RF={}, acks={}, idempotent={}: {:.0} msg/s, {:.1} MB/s",
         report.produced_messages,
         report.message_bytes,
         report.partitions,
+        report.nodes,
+        report.replication_factor,
         report.acks,
         report.idempotent,
         report.produce_messages_per_second,
         report.produce_megabytes_per_second
+    );
+    println!(
+        "produce latency from intended send time: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        report.latency_ms_p50, report.latency_ms_p99, report.latency_ms_p999, report.latency_ms_max
     );
     println!(
         "consume: {} messages: {:.0} msg/s, {:.1} MB/s",

@@ -43,6 +43,38 @@ pub enum Applied {
     NotProposed(ProposeError),
 }
 
+/// A queued partition append; [`Proposed::outcome`] waits for it to be applied.
+pub struct Proposed {
+    wait: bool,
+    /// `None`: not queued (replication stopped), or nothing to wait for (acks=0).
+    queued: Option<oneshot::Receiver<Applied>>,
+}
+
+impl Proposed {
+    /// The applied outcome (`None` for acks=0, which waits for nothing).
+    pub async fn outcome(self, timeout: Duration) -> Result<Option<AppendOutcome>, AppendError> {
+        let Some(applied) = self.queued else {
+            return if self.wait {
+                Err(AppendError::Storage("replication stopped".into()))
+            } else {
+                Ok(None)
+            };
+        };
+        match tokio::time::timeout(timeout, applied).await {
+            Ok(Ok(Applied::Partition(result))) => result.map(Some),
+            Ok(Ok(Applied::NotProposed(ProposeError::NotLeader { leader }))) => {
+                Err(AppendError::NotLeader {
+                    leader: leader as i32,
+                })
+            }
+            Ok(Ok(Applied::NotProposed(other))) => Err(AppendError::Storage(other.to_string())),
+            Ok(Ok(Applied::Metadata(_))) => Err(AppendError::Storage("mismatched answer".into())),
+            Ok(Err(_)) => Err(AppendError::Storage("replication stopped".into())),
+            Err(_) => Err(AppendError::TimedOut),
+        }
+    }
+}
+
 pub(crate) enum Command {
     Propose {
         group: u64,
@@ -177,37 +209,13 @@ impl Cluster {
         applied
     }
 
-    /// Replicates `records` (validated batches) through the partition's group. With `wait`,
-    /// resolves once committed and applied here; otherwise once queued.
-    pub async fn append(
-        &self,
-        group: u64,
-        records: Vec<u8>,
-        wait: bool,
-        timeout: Duration,
-    ) -> Result<Option<AppendOutcome>, AppendError> {
-        let Some(applied) = self
+    /// Queues `records` (validated batches) for the partition's group. Proposals queued by one
+    /// caller reach the Raft log in the order they were queued.
+    pub async fn submit_append(&self, group: u64, records: Vec<u8>, wait: bool) -> Proposed {
+        let queued = self
             .propose(group, EntryKind::PartitionAppend, records, wait)
-            .await
-        else {
-            return if wait {
-                Err(AppendError::Storage("replication stopped".into()))
-            } else {
-                Ok(None)
-            };
-        };
-        match tokio::time::timeout(timeout, applied).await {
-            Ok(Ok(Applied::Partition(result))) => result.map(Some),
-            Ok(Ok(Applied::NotProposed(ProposeError::NotLeader { leader }))) => {
-                Err(AppendError::NotLeader {
-                    leader: leader as i32,
-                })
-            }
-            Ok(Ok(Applied::NotProposed(other))) => Err(AppendError::Storage(other.to_string())),
-            Ok(Ok(Applied::Metadata(_))) => Err(AppendError::Storage("mismatched answer".into())),
-            Ok(Err(_)) => Err(AppendError::Storage("replication stopped".into())),
-            Err(_) => Err(AppendError::TimedOut),
-        }
+            .await;
+        Proposed { wait, queued }
     }
 
     /// Proposes a catalog change (forwarded to the metadata leader) and waits until this node

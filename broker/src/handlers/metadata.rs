@@ -127,7 +127,11 @@ fn describe_topic(broker: &Broker, spec: &TopicSpec) -> MetadataResponseTopic {
                 .with_replica_nodes(replicas)
                 .with_isr_nodes(in_sync)
                 .with_leader_epoch(view.term.min(i32::MAX as u64) as i32);
-            if view.leader == 0 {
+            // A leader this node cannot reach is probably gone: say "no leader" so clients
+            // ask again soon instead of waiting on a dead node.
+            let reachable = view.leader == broker.cluster.node_id
+                || broker.cluster.transport().is_connected(view.leader);
+            if view.leader == 0 || !reachable {
                 partition
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))

@@ -1,21 +1,43 @@
 //! Produce: validate every batch (CRC-32C, framing) on the partition's leader, replicate it
 //! through the partition's Raft group, answer once it is committed and applied (acks=1 is
-//! treated as acks=all; acks=0 gets no answer). Partitions of one request go concurrently.
+//! treated as acks=all; acks=0 gets no answer).
+//!
+//! Two phases, because order matters: [`submit`] validates and queues every partition's
+//! proposal, and the connection calls it for its requests one at a time, in arrival order, so
+//! batches that a producer pipelines on one connection reach the Raft log in the order sent
+//! (an idempotent producer's sequence numbers depend on it). The returned future then waits
+//! for the outcomes, concurrently with later requests.
 
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::future::{join_all, BoxFuture};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::message;
 use crate::broker::Broker;
+use crate::cluster::Proposed;
 use crate::partition::{Acks, AppendOutcome};
 use crate::wire::record_batch;
 
 pub async fn handle(broker: &Broker, _version: i16, request: ProduceRequest) -> ProduceResponse {
+    submit(broker, request).await.await
+}
+
+/// A partition's answer, ready or still being replicated.
+enum Pending {
+    Ready(PartitionProduceResponse),
+    Replicating { index: i32, proposed: Proposed },
+}
+
+/// Queues the request's proposals (in the order of its partitions) and returns the future of
+/// its answer.
+pub async fn submit(
+    broker: &Broker,
+    request: ProduceRequest,
+) -> BoxFuture<'static, ProduceResponse> {
     let acks = if request.transactional_id.is_some() {
         Err((
             ResponseError::InvalidRequest,
@@ -28,22 +50,34 @@ pub async fn handle(broker: &Broker, _version: i16, request: ProduceRequest) -> 
         ))
     };
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-    let topics = request.topic_data.into_iter().map(|topic| async move {
+    let mut topics: Vec<(TopicName, Vec<Pending>)> = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
         let name = topic.name.0.to_string();
-        let partitions = topic.partition_data.into_iter().map(|data| {
-            let name = name.clone();
-            async move {
-                match acks {
-                    Err((error, text)) => refused(data.index, error.code(), text),
-                    Ok(acks) => produce_partition(broker, &name, data, acks, timeout).await,
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            partitions.push(match acks {
+                Err((error, text)) => Pending::Ready(refused(data.index, error.code(), text)),
+                Ok(acks) => submit_partition(broker, &name, data, acks).await,
+            });
+        }
+        topics.push((topic.name, partitions));
+    }
+    Box::pin(async move {
+        let topics = topics.into_iter().map(|(name, partitions)| async move {
+            let answers = partitions.into_iter().map(|pending| async move {
+                match pending {
+                    Pending::Ready(response) => response,
+                    Pending::Replicating { index, proposed } => {
+                        answer(index, proposed, timeout).await
+                    }
                 }
-            }
+            });
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_partition_responses(join_all(answers).await)
         });
-        TopicProduceResponse::default()
-            .with_name(topic.name)
-            .with_partition_responses(join_all(partitions).await)
-    });
-    ProduceResponse::default().with_responses(join_all(topics).await)
+        ProduceResponse::default().with_responses(join_all(topics).await)
+    })
 }
 
 fn refused(index: i32, error_code: i16, text: &str) -> PartitionProduceResponse {
@@ -56,73 +90,86 @@ fn refused(index: i32, error_code: i16, text: &str) -> PartitionProduceResponse 
         .with_error_message(message(text))
 }
 
-async fn produce_partition(
+async fn submit_partition(
     broker: &Broker,
     topic: &str,
     data: PartitionProduceData,
     acks: Acks,
-    timeout: Duration,
-) -> PartitionProduceResponse {
-    let Some(partition) = broker.partition(topic, data.index) else {
-        return match broker.catalog.partition_count(topic) {
-            Some(count) if (0..count).contains(&data.index) => {
-                let error = ResponseError::NotLeaderOrFollower.code();
-                refused(
-                    data.index,
-                    error,
-                    "this node holds no replica of the partition",
-                )
-            }
-            _ => {
-                let error = ResponseError::UnknownTopicOrPartition.code();
-                refused(data.index, error, "unknown topic or partition")
-            }
+) -> Pending {
+    let index = data.index;
+    let Some(partition) = broker.partition(topic, index) else {
+        let refusal = match broker.catalog.partition_count(topic) {
+            Some(count) if (0..count).contains(&index) => refused(
+                index,
+                ResponseError::NotLeaderOrFollower.code(),
+                "this node holds no replica of the partition",
+            ),
+            _ => refused(
+                index,
+                ResponseError::UnknownTopicOrPartition.code(),
+                "unknown topic or partition",
+            ),
         };
+        return Pending::Ready(refusal);
     };
     let Some(records) = data.records.filter(|records| !records.is_empty()) else {
-        return refused(
-            data.index,
+        return Pending::Ready(refused(
+            index,
             ResponseError::CorruptMessage.code(),
             "no record batch",
-        );
+        ));
     };
     let headers = match record_batch::validate_batches(&records, broker.config.max_frame_bytes) {
         Ok(headers) => headers,
-        Err(error) => return refused(data.index, error.kafka_error_code(), &error.to_string()),
+        Err(error) => {
+            return Pending::Ready(refused(index, error.kafka_error_code(), &error.to_string()))
+        }
     };
+    if headers.iter().any(|header| header.record_count == 0) {
+        let error = ResponseError::InvalidRecord.code();
+        return Pending::Ready(refused(
+            index,
+            error,
+            "a record batch must hold at least one record",
+        ));
+    }
     if headers
         .iter()
         .any(|header| header.is_transactional() || header.is_control())
     {
         let error = ResponseError::InvalidRecord.code();
-        return refused(
-            data.index,
-            error,
-            "transactional and control batches are not supported",
-        );
+        let text = "transactional and control batches are not supported";
+        return Pending::Ready(refused(index, error, text));
     }
     if !broker.cluster.view(partition.group_id).is_leader {
         let error = ResponseError::NotLeaderOrFollower.code();
-        return refused(data.index, error, "this node does not lead the partition");
+        return Pending::Ready(refused(
+            index,
+            error,
+            "this node does not lead the partition",
+        ));
     }
-    drop(headers);
     let wait = acks != Acks::None;
-    match broker
+    let proposed = broker
         .cluster
-        .append(partition.group_id, records.to_vec(), wait, timeout)
-        .await
-    {
+        .submit_append(partition.group_id, records.to_vec(), wait)
+        .await;
+    Pending::Replicating { index, proposed }
+}
+
+async fn answer(index: i32, proposed: Proposed, timeout: Duration) -> PartitionProduceResponse {
+    match proposed.outcome(timeout).await {
         Ok(outcome) => {
             let outcome = outcome.unwrap_or(AppendOutcome {
                 base_offset: -1,
                 log_start_offset: -1,
             });
             PartitionProduceResponse::default()
-                .with_index(data.index)
+                .with_index(index)
                 .with_base_offset(outcome.base_offset)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(outcome.log_start_offset)
         }
-        Err(error) => refused(data.index, error.kafka_error_code(), &error.to_string()),
+        Err(error) => refused(index, error.kafka_error_code(), &error.to_string()),
     }
 }
