@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use raft::eraftpb::{EntryType, Message};
+use raft::eraftpb::{EntryType, Message, MessageType};
 
 use super::log_store::MemoryLogStore;
 use super::multi_raft::{MultiRaft, Output, RaftSettings};
@@ -58,7 +58,7 @@ impl Default for SimulationSettings {
     fn default() -> Self {
         SimulationSettings {
             nodes: 3,
-            groups: 4,
+            groups: 8,
             steps: 3_000,
             drop_per_thousand: 50,
             partition_per_thousand: 4,
@@ -96,6 +96,8 @@ pub struct Simulation {
     sequence: u64,
     /// Proposals applied by the node that proposed them while it led: the acknowledgements.
     acknowledged: BTreeMap<u64, BTreeSet<Vec<u8>>>,
+    /// (voter, group, term) -> the candidate it granted its vote to.
+    votes: BTreeMap<(u64, u64, u64), u64>,
 }
 
 fn settings_for(node_id: u64) -> RaftSettings {
@@ -116,6 +118,7 @@ impl Simulation {
             step: 0,
             sequence: 0,
             acknowledged: BTreeMap::new(),
+            votes: BTreeMap::new(),
             settings,
         };
         for node_id in 1..=simulation.settings.nodes {
@@ -251,6 +254,9 @@ impl Simulation {
     }
 
     fn absorb(&mut self, node_id: u64, output: Output, heal: bool) {
+        for outbound in &output.messages {
+            self.check_single_vote(node_id, outbound.group, &outbound.message);
+        }
         for outbound in output.messages {
             let link_cut = self.cut.contains(&(node_id, outbound.to));
             let dropped = !heal && self.rng.chance(self.settings.drop_per_thousand);
@@ -308,6 +314,22 @@ impl Simulation {
                         .insert(entry.data.to_vec());
                 }
             }
+        }
+    }
+
+    /// A node grants at most one vote per term (pre-votes are not votes), even across crashes.
+    fn check_single_vote(&mut self, voter: u64, group: u64, message: &Message) {
+        if message.get_msg_type() != MessageType::MsgRequestVoteResponse || message.reject {
+            return;
+        }
+        let candidate = message.to;
+        let previous = self.votes.insert((voter, group, message.term), candidate);
+        if let Some(previous) = previous {
+            assert_eq!(
+                previous, candidate,
+                "node {voter} voted twice in group {group} term {}: for {previous} and {candidate}",
+                message.term
+            );
         }
     }
 
@@ -398,8 +420,12 @@ mod tests {
     use super::*;
 
     fn run_seed(seed: u64) -> usize {
+        run_seed_with(seed, SimulationSettings::default())
+    }
+
+    fn run_seed_with(seed: u64, settings: SimulationSettings) -> usize {
         let result = std::panic::catch_unwind(|| {
-            let mut simulation = Simulation::new(seed, SimulationSettings::default());
+            let mut simulation = Simulation::new(seed, settings);
             simulation.run();
             simulation.acknowledged_count()
         });
@@ -423,6 +449,22 @@ mod tests {
                 acknowledged > 100,
                 "seed {seed}: the cluster made progress ({acknowledged})"
             );
+        }
+    }
+
+    /// Many crashes and elections: where a lost vote or term would show as a double vote.
+    #[test]
+    fn crash_heavy_seeds_never_vote_twice() {
+        let settings = SimulationSettings {
+            nodes: 5,
+            groups: 4,
+            crash_per_thousand: 60,
+            partition_per_thousand: 30,
+            drop_per_thousand: 150,
+            ..SimulationSettings::default()
+        };
+        for seed in 100..108 {
+            run_seed_with(seed, settings.clone());
         }
     }
 
