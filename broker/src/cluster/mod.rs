@@ -30,6 +30,8 @@ use replicas::LocalReplicas;
 
 /// Commands queued for the Raft loop before proposers wait.
 pub const COMMAND_QUEUE: usize = 4096;
+/// Bytes queued per peer before Raft messages to it are shed (Raft resends what is lost).
+pub const TRANSPORT_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Opens the local replica of a topic's partition; returns it with its applied Raft index.
 pub type PartitionOpener =
@@ -131,7 +133,10 @@ impl Cluster {
             settings.node_id,
             settings.raft_listen,
             settings.peers.clone(),
-            TransportLimits::default(),
+            TransportLimits {
+                queue_bytes: TRANSPORT_QUEUE_BYTES,
+                ..TransportLimits::default()
+            },
         )
         .await?;
         let transport = Arc::new(transport);

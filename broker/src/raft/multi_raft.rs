@@ -36,7 +36,8 @@ impl RaftSettings {
             election_tick: 10,
             heartbeat_tick: 2,
             max_size_per_msg: 1024 * 1024,
-            max_inflight_msgs: 256,
+            // With 1 MiB appends this bounds what a leader holds in flight per follower.
+            max_inflight_msgs: 32,
         }
     }
 }
