@@ -142,8 +142,18 @@ impl Broker {
         });
         let tasks = [
             groups.spawn_expiry(),
-            tokio::spawn(retention_loop(Arc::downgrade(&broker))),
-            tokio::spawn(checkpoint_loop(Arc::downgrade(&broker))),
+            tokio::spawn(every_replica(
+                Arc::downgrade(&broker),
+                broker.config.retention_check_interval_ms,
+                "retention",
+                Partition::enforce_retention,
+            )),
+            tokio::spawn(every_replica(
+                Arc::downgrade(&broker),
+                CHECKPOINT_INTERVAL_MS,
+                "checkpoint",
+                |partition, _| partition.checkpoint(),
+            )),
             tokio::spawn(register(Arc::downgrade(&broker))),
         ];
         broker.background_tasks.lock().extend(tasks);
@@ -290,37 +300,14 @@ async fn register(broker: std::sync::Weak<Broker>) {
     }
 }
 
-async fn checkpoint_loop(broker: std::sync::Weak<Broker>) {
-    let mut ticker = tokio::time::interval(Duration::from_millis(CHECKPOINT_INTERVAL_MS));
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let Some(broker) = broker.upgrade() else {
-            return;
-        };
-        let partitions = broker.all_partitions();
-        drop(broker);
-        let done = tokio::task::spawn_blocking(move || {
-            for partition in partitions {
-                if let Err(error) = partition.checkpoint() {
-                    warn!(topic = %partition.topic, index = partition.index, %error, "checkpoint failed");
-                }
-            }
-        })
-        .await;
-        if done.is_err() {
-            return;
-        }
-    }
-}
-
-async fn retention_loop(broker: std::sync::Weak<Broker>) {
-    let Some(interval_ms) = broker
-        .upgrade()
-        .map(|b| b.config.retention_check_interval_ms)
-    else {
-        return;
-    };
+/// Every `interval_ms`, runs `job` on every local replica, off the async threads (it does
+/// blocking I/O). Ends with the broker.
+async fn every_replica(
+    broker: std::sync::Weak<Broker>,
+    interval_ms: u64,
+    what: &'static str,
+    job: fn(&Partition, i64) -> Result<(), crate::storage::StorageError>,
+) {
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms.max(100)));
     ticker.tick().await;
     loop {
@@ -331,15 +318,15 @@ async fn retention_loop(broker: std::sync::Weak<Broker>) {
         let partitions = broker.all_partitions();
         drop(broker);
         let now = now_ms();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             for partition in partitions {
-                if let Err(error) = partition.enforce_retention(now) {
-                    warn!(topic = %partition.topic, index = partition.index, %error, "retention failed");
+                if let Err(error) = job(&partition, now) {
+                    warn!(topic = %partition.topic, index = partition.index, %error, "{what} failed");
                 }
             }
         })
         .await;
-        if outcome.is_err() {
+        if done.is_err() {
             return;
         }
     }
