@@ -410,6 +410,36 @@ impl Simulation {
         }
     }
 
+    /// Runs `steps` fault-free steps (no drops, delays or proposals) under the current cuts.
+    fn run_quiet(&mut self, steps: u64) {
+        for _ in 0..steps {
+            self.step += 1;
+            self.deliver();
+            self.run_node_rounds(true);
+        }
+    }
+
+    /// Cuts every link to and from `node`.
+    fn isolate(&mut self, node: u64) {
+        for other in self.voters() {
+            if other != node {
+                self.cut.insert((node, other));
+                self.cut.insert((other, node));
+            }
+        }
+    }
+
+    fn status(&self, node: u64, group: u64) -> Option<crate::raft::multi_raft::GroupStatus> {
+        self.nodes[&node].raft.as_ref()?.status(group)
+    }
+
+    fn leader_and_term(&self, group: u64) -> Option<(u64, u64)> {
+        self.voters().into_iter().find_map(|node| {
+            let status = self.status(node, group)?;
+            (status.role == raft::StateRole::Leader).then_some((node, status.term))
+        })
+    }
+
     pub fn acknowledged_count(&self) -> usize {
         self.acknowledged.values().map(BTreeSet::len).sum()
     }
@@ -450,6 +480,54 @@ mod tests {
                 "seed {seed}: the cluster made progress ({acknowledged})"
             );
         }
+    }
+
+    /// Pre-vote: a follower cut off for many election timeouts, then healed, does not depose
+    /// the healthy leader (same leader, same term). Check-quorum: a leader cut off from the
+    /// majority steps down, and the majority elects another.
+    #[test]
+    fn a_returning_node_does_not_depose_and_an_isolated_leader_steps_down() {
+        let settings = SimulationSettings {
+            groups: 1,
+            ..SimulationSettings::default()
+        };
+        let mut simulation = Simulation::new(5, settings);
+        simulation.run_quiet(100);
+        let (leader, term) = simulation.leader_and_term(0).expect("a leader is elected");
+        let follower = simulation
+            .voters()
+            .into_iter()
+            .find(|node| *node != leader)
+            .unwrap();
+
+        simulation.isolate(follower);
+        simulation.run_quiet(300);
+        simulation.cut.clear();
+        simulation.run_quiet(100);
+        assert_eq!(
+            simulation.leader_and_term(0),
+            Some((leader, term)),
+            "the returning node deposed the leader"
+        );
+
+        simulation.isolate(leader);
+        simulation.run_quiet(100);
+        let old = simulation.status(leader, 0).unwrap();
+        assert_ne!(
+            old.role,
+            raft::StateRole::Leader,
+            "the isolated leader did not step down"
+        );
+        let (new_leader, new_term) = simulation
+            .voters()
+            .into_iter()
+            .filter(|node| *node != leader)
+            .find_map(|node| {
+                let status = simulation.status(node, 0)?;
+                (status.role == raft::StateRole::Leader).then_some((node, status.term))
+            })
+            .expect("the majority elects a new leader");
+        assert!(new_leader != leader && new_term > term);
     }
 
     /// Many crashes and elections: where a lost vote or term would show as a double vote.
