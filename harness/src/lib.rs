@@ -2,4 +2,5 @@
 
 pub mod broker_process;
 pub mod failover;
+pub mod idle_memory;
 pub mod throughput;

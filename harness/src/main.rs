@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use chronik_bench::{failover, throughput};
+use chronik_bench::{failover, idle_memory, throughput};
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +19,8 @@ enum Command {
     Throughput(throughput::ThroughputArgs),
     /// Kill the leader of a partition repeatedly under load; report the unavailability.
     Failover(failover::FailoverArgs),
+    /// Resident memory of one broker holding many idle partition replicas.
+    IdleMemory(idle_memory::IdleMemoryArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +35,10 @@ fn main() -> anyhow::Result<()> {
         Command::Failover(args) => {
             let report = failover::run(&args)?;
             failover::print_report(&report, args.json);
+        }
+        Command::IdleMemory(args) => {
+            let report = idle_memory::run(&args)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }
     Ok(())
