@@ -277,6 +277,9 @@ impl MultiRaft {
             }
         }
         let mut readies = Vec::new();
+        // Only new entries, a snapshot, or a new term or vote must be synced before the round's
+        // messages go out; a commit index alone may be written lazily (raft-rs's `must_sync`).
+        let mut must_sync = false;
         for (group, node) in self.groups.iter_mut() {
             if !node.has_ready() {
                 continue;
@@ -295,6 +298,7 @@ impl MultiRaft {
                 *group,
                 ready.take_committed_entries(),
             );
+            must_sync |= ready.must_sync();
             let write = batch.group(*group);
             write.entries = ready.take_entries();
             write.hard_state = ready.hs().cloned();
@@ -304,7 +308,7 @@ impl MultiRaft {
             !write.entries.is_empty() || write.hard_state.is_some() || write.conf_state.is_some()
         });
         if !batch.is_empty() {
-            self.store.write(batch, self.sync_writes)?;
+            self.store.write(batch, self.sync_writes && must_sync)?;
         }
         for (group, mut ready) in readies {
             let node = self
