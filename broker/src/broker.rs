@@ -174,6 +174,11 @@ impl Broker {
         self.replicas.all()
     }
 
+    /// Whether this node coordinates consumer groups (it leads the metadata group).
+    pub fn is_coordinator(&self) -> bool {
+        self.cluster.metadata_leader() == Some(self.config.node_id)
+    }
+
     /// Ready to serve: a metadata leader is known and this node's address is registered.
     pub fn is_ready(&self) -> bool {
         self.cluster.metadata_leader().is_some()

@@ -18,6 +18,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod not_coordinator;
 pub mod offset_commit;
 pub mod offset_fetch;
 pub mod produce;
@@ -41,6 +42,11 @@ pub async fn dispatch(
     request: RequestKind,
 ) -> Option<ResponseKind> {
     let version = header.request_api_version;
+    if !broker.is_coordinator() {
+        if let Some(refusal) = not_coordinator::answer(&request, version) {
+            return Some(refusal);
+        }
+    }
     let response = match request {
         RequestKind::ApiVersions(request) => {
             ResponseKind::ApiVersions(api_versions::handle(broker, version, request).await)
