@@ -207,6 +207,25 @@ fn verify(acked: &[Sent], consumed: &[Sent]) {
     }
 }
 
+/// Leadership goes back to the preferred replicas once every node is back: with three
+/// partitions on three nodes, each node leads one.
+fn assert_leaders_spread(bootstrap: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut leaders: Vec<u64> = (0..PARTITIONS).map(|p| leader_of(bootstrap, p)).collect();
+        leaders.sort_unstable();
+        leaders.dedup();
+        if leaders.len() == PARTITIONS as usize {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leaders did not spread again: {leaders:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// Each partition's segment files, per node.
 fn partition_logs(node: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut logs = BTreeMap::new();
@@ -290,6 +309,7 @@ async fn run_with_fault(
     let consumed = consume_all(&bootstrap);
     verify(&acked, &consumed);
     assert_replicas_identical(&brokers);
+    assert_leaders_spread(&bootstrap);
     let metrics = brokers[0].http_get("/metrics").unwrap();
     for name in [
         "chronik_raft_is_leader",
