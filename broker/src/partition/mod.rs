@@ -216,17 +216,19 @@ impl Partition {
         });
     }
 
-    /// Syncs the log, then records the Raft index it reflects. Blocking I/O.
+    /// Syncs the log, then records the Raft index it reflects. Blocking I/O, done outside the
+    /// log's lock so applies (and with them produce) go on meanwhile.
     pub fn checkpoint(&self) -> Result<(), StorageError> {
-        let checkpoint = {
+        let (checkpoint, sync_handle) = {
             let log = self.log.read();
             let checkpoint = Checkpoint {
                 applied_index: self.applied_index.load(Ordering::Acquire),
                 log_end_offset: log.log_end_offset(),
             };
-            log.sync()?;
-            checkpoint
+            (checkpoint, log.sync_handle())
         };
+        // Everything appended before the handle was taken is durable once this returns.
+        sync_handle.sync()?;
         checkpoint
             .write(&self.directory)
             .map_err(|source| StorageError::Io {
