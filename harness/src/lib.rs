@@ -3,4 +3,5 @@
 pub mod broker_process;
 pub mod failover;
 pub mod idle_memory;
+pub mod scenario;
 pub mod throughput;
