@@ -220,10 +220,7 @@ fn longest_gap(acknowledged: &[Instant], killed_at: Instant) -> f64 {
 
 pub fn print_report(report: &FailoverReport, as_json: bool) {
     if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).expect("report serializes")
-        );
+        crate::print_json(report);
         return;
     }
     println!(

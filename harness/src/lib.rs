@@ -5,3 +5,11 @@ pub mod failover;
 pub mod idle_memory;
 pub mod scenario;
 pub mod throughput;
+
+/// Prints a report as pretty JSON on standard output.
+pub fn print_json(report: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).expect("reports serialize")
+    );
+}

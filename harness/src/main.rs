@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::IdleMemory(args) => {
             let report = idle_memory::run(&args)?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            chronik_bench::print_json(&report);
         }
     }
     Ok(())

@@ -325,10 +325,7 @@ fn consume(bootstrap: &str, args: &ThroughputArgs, expected: u64) -> anyhow::Res
 
 pub fn print_report(report: &ThroughputReport, as_json: bool) {
     if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).expect("report serializes")
-        );
+        crate::print_json(report);
         return;
     }
     println!(

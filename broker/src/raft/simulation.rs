@@ -378,28 +378,24 @@ impl Simulation {
     }
 
     fn check_converged(&self) {
-        for group in 0..self.settings.groups {
-            let reference: Vec<&Vec<u8>> = self.nodes[&1]
-                .applied
+        let applied_data = |node: &SimulatedNode, group: u64| -> Vec<Vec<u8>> {
+            node.applied
                 .get(&group)
                 .into_iter()
                 .flatten()
-                .map(|(_, d)| d)
-                .collect();
+                .map(|(_, data)| data.clone())
+                .collect()
+        };
+        for group in 0..self.settings.groups {
+            let reference = applied_data(&self.nodes[&1], group);
             for (node_id, node) in &self.nodes {
-                let applied: Vec<&Vec<u8>> = node
-                    .applied
-                    .get(&group)
-                    .into_iter()
-                    .flatten()
-                    .map(|(_, d)| d)
-                    .collect();
+                let applied = applied_data(node, group);
                 assert_eq!(
                     applied, reference,
                     "group {group}: node {node_id} did not converge"
                 );
             }
-            let present: BTreeSet<&Vec<u8>> = reference.into_iter().collect();
+            let present: BTreeSet<&Vec<u8>> = reference.iter().collect();
             for acknowledged in self.acknowledged.get(&group).into_iter().flatten() {
                 assert!(
                     present.contains(acknowledged),
