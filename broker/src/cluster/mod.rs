@@ -81,7 +81,7 @@ pub(crate) enum Command {
     Propose {
         group: u64,
         kind: EntryKind,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         proposal_id: u64,
         reply: Option<oneshot::Sender<Applied>>,
     },
@@ -193,7 +193,7 @@ impl Cluster {
         &self,
         group: u64,
         kind: EntryKind,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         wait: bool,
     ) -> Option<oneshot::Receiver<Applied>> {
         let proposal_id = self.next_proposal.fetch_add(1, Ordering::Relaxed);
@@ -216,7 +216,7 @@ impl Cluster {
 
     /// Queues `records` (validated batches) for the partition's group. Proposals queued by one
     /// caller reach the Raft log in the order they were queued.
-    pub async fn submit_append(&self, group: u64, records: Vec<u8>, wait: bool) -> Proposed {
+    pub async fn submit_append(&self, group: u64, records: bytes::Bytes, wait: bool) -> Proposed {
         let queued = self
             .propose(group, EntryKind::PartitionAppend, records, wait)
             .await;
@@ -230,7 +230,9 @@ impl Cluster {
         command: MetadataCommand,
         timeout: Duration,
     ) -> Result<(), MetadataError> {
-        let body = serde_json::to_vec(&command).expect("metadata commands serialize");
+        let body = serde_json::to_vec(&command)
+            .expect("metadata commands serialize")
+            .into();
         let applied = self
             .propose(METADATA_GROUP_ID, EntryKind::Metadata, body, true)
             .await

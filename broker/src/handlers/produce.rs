@@ -152,7 +152,7 @@ async fn submit_partition(
     let wait = acks != Acks::None;
     let proposed = broker
         .cluster
-        .submit_append(partition.group_id, records.to_vec(), wait)
+        .submit_append(partition.group_id, records, wait)
         .await;
     Pending::Replicating { index, proposed }
 }
