@@ -29,10 +29,12 @@ fn raft_engine(c: &mut Criterion) {
             index += 1;
             let mut batch = StoreBatch::default();
             for raft_group in 1..=GROUPS {
-                let mut entry = Entry::default();
-                entry.index = index;
-                entry.term = 1;
-                entry.data = payload.clone().into();
+                let entry = Entry {
+                    index,
+                    term: 1,
+                    data: payload.clone().into(),
+                    ..Entry::default()
+                };
                 batch.group(raft_group).entries.push(entry);
             }
             store.write(batch, true).unwrap();
