@@ -116,6 +116,10 @@ pub struct Cluster {
     commands: flume::Sender<Command>,
     transport: Arc<Transport>,
     replicas: Arc<LocalReplicas>,
+    /// Starts at a random point each time the node starts: committed entries proposed by an
+    /// earlier run of this node are re-delivered after a restart, and their proposal ids
+    /// must not match a proposal of this run (it would be answered with another entry's
+    /// outcome).
     next_proposal: AtomicU64,
     loop_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -184,7 +188,7 @@ impl Cluster {
             commands,
             transport,
             replicas,
-            next_proposal: AtomicU64::new(1),
+            next_proposal: AtomicU64::new(uuid::Uuid::new_v4().as_u64_pair().0 >> 1),
             loop_thread: Mutex::new(Some(loop_thread)),
         })
     }
