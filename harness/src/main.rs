@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use chronik_bench::{failover, idle_memory, throughput};
+use chronik_bench::{compare, failover, idle_memory, throughput};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +21,8 @@ enum Command {
     Failover(failover::FailoverArgs),
     /// Resident memory of one broker holding many idle partition replicas.
     IdleMemory(idle_memory::IdleMemoryArgs),
+    /// Compare two run reports (report.json): what changed, and whether it regressed.
+    Compare(compare::CompareArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +42,7 @@ fn main() -> anyhow::Result<()> {
             let report = idle_memory::run(&args)?;
             chronik_bench::print_json(&report);
         }
+        Command::Compare(args) => std::process::exit(compare::run(&args)),
     }
     Ok(())
 }
