@@ -6,6 +6,7 @@ pub mod idle_memory;
 pub mod report;
 pub mod scenario;
 pub mod throughput;
+pub mod toxiproxy;
 
 /// Prints a report as pretty JSON on standard output.
 pub fn print_json(report: &impl serde::Serialize) {

@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use chronik_bench::{failover, idle_memory, throughput};
+use chronik_bench::{failover, idle_memory, throughput, toxiproxy};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +21,8 @@ enum Command {
     Failover(failover::FailoverArgs),
     /// Resident memory of one broker holding many idle partition replicas.
     IdleMemory(idle_memory::IdleMemoryArgs),
+    /// Run the built-in Toxiproxy-API-compatible fault proxy until Ctrl-C.
+    Toxiproxy(toxiproxy::ToxiproxyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +42,7 @@ fn main() -> anyhow::Result<()> {
             let report = idle_memory::run(&args)?;
             chronik_bench::print_json(&report);
         }
+        Command::Toxiproxy(args) => toxiproxy::run_in_foreground(&args)?,
     }
     Ok(())
 }
