@@ -3,6 +3,7 @@
 pub mod broker_process;
 pub mod failover;
 pub mod idle_memory;
+pub mod network;
 pub mod report;
 pub mod scenario;
 pub mod throughput;
