@@ -4,9 +4,11 @@ pub mod broker_process;
 pub mod compare;
 pub mod failover;
 pub mod idle_memory;
+pub mod network;
 pub mod report;
 pub mod scenario;
 pub mod throughput;
+pub mod toxiproxy;
 
 /// Prints a report as pretty JSON on standard output.
 pub fn print_json(report: &impl serde::Serialize) {

@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use chronik_bench::{compare, failover, idle_memory, throughput};
+use chronik_bench::{compare, failover, idle_memory, throughput, toxiproxy};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +23,8 @@ enum Command {
     IdleMemory(idle_memory::IdleMemoryArgs),
     /// Compare two run reports (report.json): what changed, and whether it regressed.
     Compare(compare::CompareArgs),
+    /// Run the built-in Toxiproxy-API-compatible fault proxy until Ctrl-C.
+    Toxiproxy(toxiproxy::ToxiproxyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +45,7 @@ fn main() -> anyhow::Result<()> {
             chronik_bench::print_json(&report);
         }
         Command::Compare(args) => std::process::exit(compare::run(&args)),
+        Command::Toxiproxy(args) => toxiproxy::run_in_foreground(&args)?,
     }
     Ok(())
 }
