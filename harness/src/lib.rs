@@ -1,11 +1,13 @@
 //! chronik-bench: drives Kafka-compatible brokers with real clients and measures them.
 
+pub mod analysis;
 pub mod broker_process;
 pub mod failover;
 pub mod idle_memory;
 pub mod report;
 pub mod scenario;
 pub mod throughput;
+pub mod workload;
 
 /// Prints a report as pretty JSON on standard output.
 pub fn print_json(report: &impl serde::Serialize) {
