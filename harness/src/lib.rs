@@ -1,5 +1,6 @@
 //! chronik-bench: drives Kafka-compatible brokers with real clients and measures them.
 
+pub mod analysis;
 pub mod broker_process;
 pub mod compare;
 pub mod failover;
@@ -9,6 +10,7 @@ pub mod report;
 pub mod scenario;
 pub mod throughput;
 pub mod toxiproxy;
+pub mod workload;
 
 /// Prints a report as pretty JSON on standard output.
 pub fn print_json(report: &impl serde::Serialize) {

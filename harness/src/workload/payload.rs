@@ -1,0 +1,125 @@
+//! The bench's message format. Every message starts with a 16-byte header, big-endian:
+//!
+//! ```text
+//! bytes 0..4    MAGIC ("CHRB")
+//! bytes 4..8    producer id (u32, unique over the run's producer instances)
+//! bytes 8..16   sequence number (u64, from 0 per producer)
+//! bytes 16..    filler up to the scenario's message size
+//! ```
+//!
+//! The filler is seeded letters from a 16-letter alphabet, so a compressed message shrinks to
+//! about half (neither incompressible noise nor a run of zeros). Anything a reader finds that does
+//! not start with the magic is not a bench message ("foreign").
+
+use crate::scenario::MIN_MESSAGE_SIZE_BYTES;
+
+/// The first four bytes of every bench message.
+pub const MAGIC: [u8; 4] = *b"CHRB";
+/// Magic, producer id and sequence number.
+pub const HEADER_BYTES: usize = 16;
+
+const _: () = assert!(HEADER_BYTES as u32 == MIN_MESSAGE_SIZE_BYTES);
+
+/// Which message: the producer instance and its sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId {
+    pub producer: u32,
+    pub sequence: u64,
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "p{}#{}", self.producer, self.sequence)
+    }
+}
+
+/// A message buffer for one producer, reused for every message: only the header changes.
+pub struct PayloadBuffer {
+    bytes: Vec<u8>,
+}
+
+impl PayloadBuffer {
+    /// `size_bytes` is at least `HEADER_BYTES`.
+    pub fn new(producer: u32, size_bytes: usize, rng: &mut fastrand::Rng) -> Self {
+        assert!(
+            size_bytes >= HEADER_BYTES,
+            "a message holds at least its header"
+        );
+        const ALPHABET: &[u8; 16] = b"abcdefghijklmnop";
+        let mut bytes = Vec::with_capacity(size_bytes);
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&producer.to_be_bytes());
+        bytes.extend_from_slice(&0u64.to_be_bytes());
+        bytes.extend((HEADER_BYTES..size_bytes).map(|_| ALPHABET[rng.usize(..ALPHABET.len())]));
+        Self { bytes }
+    }
+
+    /// The message with this sequence number.
+    pub fn message(&mut self, sequence: u64) -> &[u8] {
+        self.bytes[8..16].copy_from_slice(&sequence.to_be_bytes());
+        &self.bytes
+    }
+}
+
+/// The bench message a payload carries, or `None` for anything else.
+pub fn decode(payload: Option<&[u8]>) -> Option<MessageId> {
+    let payload = payload?;
+    if payload.len() < HEADER_BYTES || payload[..4] != MAGIC {
+        return None;
+    }
+    let producer = u32::from_be_bytes(payload[4..8].try_into().ok()?);
+    let sequence = u64::from_be_bytes(payload[8..16].try_into().ok()?);
+    Some(MessageId { producer, sequence })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_decodes_to_its_producer_and_sequence() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut buffer = PayloadBuffer::new(7, 100, &mut rng);
+        let message = buffer.message(123_456_789_012);
+        assert_eq!(message.len(), 100);
+        assert_eq!(
+            decode(Some(message)),
+            Some(MessageId {
+                producer: 7,
+                sequence: 123_456_789_012
+            })
+        );
+        assert_eq!(
+            decode(Some(buffer.message(0))),
+            Some(MessageId {
+                producer: 7,
+                sequence: 0
+            })
+        );
+    }
+
+    #[test]
+    fn the_smallest_message_is_its_header() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut buffer = PayloadBuffer::new(0, HEADER_BYTES, &mut rng);
+        assert_eq!(buffer.message(5).len(), HEADER_BYTES);
+    }
+
+    #[test]
+    fn anything_else_is_foreign() {
+        assert_eq!(decode(None), None);
+        assert_eq!(decode(Some(b"hello")), None);
+        assert_eq!(decode(Some(b"XHRB\0\0\0\0\0\0\0\0\0\0\0\0")), None);
+        assert_eq!(decode(Some(b"CHRB\0\0\0\0\0\0\0")), None, "too short");
+    }
+
+    #[test]
+    fn the_filler_follows_the_seed() {
+        let filler = |seed| {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            PayloadBuffer::new(0, 64, &mut rng).message(0).to_vec()
+        };
+        assert_eq!(filler(3), filler(3));
+        assert_ne!(filler(3), filler(4));
+    }
+}
