@@ -3,8 +3,9 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -35,6 +36,25 @@ pub fn free_loopback_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Everything a broker process is started with; the ports stay the same across restarts.
+#[derive(Clone, Debug)]
+pub struct BrokerLaunch {
+    pub binary: PathBuf,
+    pub node_id: u64,
+    pub kafka_port: u16,
+    pub metrics_port: u16,
+    pub raft_port: u16,
+    /// What the broker tells clients to connect to (default: its own listener).
+    pub advertised_address: Option<String>,
+    /// `--peers`: how this node dials each other node (possibly through a proxy).
+    pub peers: String,
+    /// Holds the broker's `data/` directory.
+    pub directory: PathBuf,
+    pub log_path: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub extra_args: Vec<String>,
+}
+
 pub struct BrokerProcess {
     pub node_id: u64,
     pub kafka_port: u16,
@@ -42,9 +62,7 @@ pub struct BrokerProcess {
     pub raft_port: u16,
     pub directory: PathBuf,
     pub log_path: PathBuf,
-    binary: PathBuf,
-    peers: String,
-    env: Vec<(String, String)>,
+    launch: BrokerLaunch,
     child: Option<Child>,
 }
 
@@ -59,19 +77,46 @@ impl BrokerProcess {
         Ok(cluster.remove(0))
     }
 
+    /// A broker that is not started yet (see `spawn`).
+    pub fn new(launch: BrokerLaunch) -> Self {
+        Self {
+            node_id: launch.node_id,
+            kafka_port: launch.kafka_port,
+            metrics_port: launch.metrics_port,
+            raft_port: launch.raft_port,
+            directory: launch.directory.clone(),
+            log_path: launch.log_path.clone(),
+            launch,
+            child: None,
+        }
+    }
+
+    /// The broker's own Kafka listener.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.kafka_port)
     }
 
-    fn spawn(&mut self) -> anyhow::Result<()> {
+    /// The broker's data directory (what `wipe` deletes).
+    pub fn data_directory(&self) -> PathBuf {
+        self.directory.join("data")
+    }
+
+    /// Starts the process (without waiting for it to serve). Its standard error is appended
+    /// to `log_path`. The broker gets its own process group, so a Ctrl-C meant for the bench
+    /// does not reach it (the bench stops it itself), and the kernel kills it if the bench
+    /// dies without tearing down (`PR_SET_PDEATHSIG`; it follows the spawning thread, so
+    /// brokers are spawned from a thread that lives as long as the cluster).
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.directory)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log_path)?;
-        let child = Command::new(&self.binary)
+        let launch = &self.launch;
+        let mut command = Command::new(&launch.binary);
+        command
             .arg("--data-dir")
-            .arg(self.directory.join("data"))
+            .arg(self.data_directory())
             .arg("--listen")
             .arg(self.bootstrap())
             .arg("--metrics-listen")
@@ -81,18 +126,69 @@ impl BrokerProcess {
             .arg("--node-id")
             .arg(self.node_id.to_string())
             .arg("--peers")
-            .arg(&self.peers)
+            .arg(&launch.peers);
+        if let Some(advertised) = &launch.advertised_address {
+            command.arg("--advertised-addr").arg(advertised);
+        }
+        command
+            .args(&launch.extra_args)
             .envs(
-                self.env
+                launch
+                    .env
                     .iter()
                     .map(|(key, value)| (key.as_str(), value.as_str())),
             )
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
+            .with_context(|| format!("starting {}", launch.binary.display()))?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// Whether the process is running (or paused).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The exit status, if the process ended on its own since it was spawned. The process
+    /// then counts as not running.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`).
+    pub fn set_paused(&mut self, paused: bool) -> anyhow::Result<()> {
+        let pid = self.pid().context("broker not running")?;
+        let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: kill(2) on a child we own and have not reaped.
+        if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(())
+    }
+
+    /// Whether `/health` answers 200 now.
+    pub fn is_healthy(&self) -> bool {
+        http_get(self.metrics_port, "/health").is_ok_and(|body| body.contains("ok"))
+    }
+
+    /// The broker's Prometheus metrics.
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        http_get(self.metrics_port, "/metrics")
     }
 
     pub fn wait_until_healthy(&mut self) -> anyhow::Result<()> {
@@ -107,7 +203,7 @@ impl BrokerProcess {
                     );
                 }
             }
-            if http_get(self.metrics_port, "/health").is_ok_and(|body| body.contains("ok")) {
+            if self.is_healthy() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -158,15 +254,17 @@ impl BrokerProcess {
         self.wait_until_healthy()
     }
 
-    /// SIGTERM, then SIGKILL if it does not exit in time.
+    /// SIGTERM, then SIGKILL if it does not exit in time. A paused broker is resumed first,
+    /// so it can act on the signal.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
+        // SAFETY: kill(2) on a child we own and have not reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGCONT);
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if child.try_wait()?.is_some() {
@@ -206,18 +304,19 @@ pub fn start_cluster(
     let mut brokers = Vec::new();
     for node_id in 1..=nodes {
         let node_directory = directory.join(format!("node-{node_id}"));
-        brokers.push(BrokerProcess {
+        brokers.push(BrokerProcess::new(BrokerLaunch {
+            binary: binary.to_path_buf(),
             node_id,
             kafka_port: free_loopback_port()?,
             metrics_port: free_loopback_port()?,
             raft_port: raft_ports[node_id as usize - 1],
-            log_path: directory.join(format!("node-{node_id}.log")),
-            directory: node_directory,
-            binary: binary.to_path_buf(),
+            advertised_address: None,
             peers: peers.clone(),
+            directory: node_directory,
+            log_path: directory.join(format!("node-{node_id}.log")),
             env: env.to_vec(),
-            child: None,
-        });
+            extra_args: Vec::new(),
+        }));
     }
     for broker in &mut brokers {
         broker.spawn()?;

@@ -2,12 +2,16 @@
 
 pub mod analysis;
 pub mod broker_process;
+pub mod cluster;
 pub mod compare;
 pub mod failover;
+pub mod faults;
 pub mod idle_memory;
 pub mod network;
 pub mod report;
+pub mod runner;
 pub mod scenario;
+pub mod suite;
 pub mod throughput;
 pub mod toxiproxy;
 pub mod workload;

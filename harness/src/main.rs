@@ -1,12 +1,22 @@
 use clap::{Parser, Subcommand};
 
-use chronik_bench::{compare, failover, idle_memory, throughput, toxiproxy};
+use chronik_bench::{compare, failover, idle_memory, runner, suite, throughput, toxiproxy};
+
+/// What `--help` says about exit codes.
+const EXIT_CODES: &str = "Exit codes of run and suite (the verdict; a suite exits with its worst):
+  0   pass         every check held
+  10  correctness  lost, duplicated or reordered messages, or two reads disagreeing on an offset
+  11  liveness     unavailability or recovery above the limit, or no progress after healing
+  12  performance  throughput below or latency above the limit
+  13  crash        a broker died when no fault killed it, or panicked
+  2   error        a bad scenario, a bench failure, or Ctrl-C";
 
 #[derive(Parser)]
 #[command(
     name = "chronik-bench",
     version,
-    about = "Chaos and performance bench for Kafka-compatible brokers"
+    about = "Chaos and performance bench for Kafka-compatible brokers",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -15,6 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one scenario: launch the cluster, drive the workload, inject the faults, judge.
+    #[command(after_help = EXIT_CODES)]
+    Run(runner::RunArgs),
+    /// Run every scenario in a folder and print one summary table.
+    #[command(after_help = EXIT_CODES)]
+    Suite(suite::SuiteArgs),
     /// Produce as fast as acknowledged, consume it all back, report rates and broker memory.
     Throughput(throughput::ThroughputArgs),
     /// Kill the leader of a partition repeatedly under load; report the unavailability.
@@ -32,6 +48,22 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Run(args) => {
+            runner::handle_interrupts();
+            let outcome = runner::run_file(&args.scenario, &args.options);
+            std::process::exit(outcome.verdict.exit_code());
+        }
+        Command::Suite(args) => {
+            runner::handle_interrupts();
+            let verdict = match suite::run(&args) {
+                Ok(verdict) => verdict,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    chronik_bench::report::Verdict::Error
+                }
+            };
+            std::process::exit(verdict.exit_code());
+        }
         Command::Throughput(args) => {
             let report = throughput::run(&args)?;
             throughput::print_report(&report, args.json);

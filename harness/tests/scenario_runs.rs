@@ -1,0 +1,155 @@
+//! `chronik-bench run` end to end, as a user runs it: the bench binary launches real broker
+//! processes (the debug build next to it) through its built-in fault proxy, and these tests
+//! read the verdict from its exit code and the findings from `report.json`.
+//!
+//! The scenarios under `tests/scenarios/` exercise every fault kind and target against a
+//! correct broker (the run must pass), and the broken-broker scenarios prove the bench does not
+//! fool itself: a broker that acknowledges before commit, drops batches or serves uncommitted
+//! data must get `correctness`, one that stalls must get `liveness`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chronik_bench::report::{RunReport, Verdict};
+
+fn bench_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chronik-bench"))
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(format!("{name}.yaml"))
+}
+
+/// Runs a scenario file; returns the process output and the report it wrote.
+fn run(path: &Path, extra_args: &[&str]) -> (Output, Option<RunReport>, tempfile::TempDir) {
+    let reports = tempfile::tempdir().expect("a temporary directory");
+    let output = Command::new(bench_binary())
+        .arg("run")
+        .arg(path)
+        .arg("--reports-dir")
+        .arg(reports.path())
+        .arg("--quiet")
+        .args(extra_args)
+        .output()
+        .expect("chronik-bench runs");
+    let report = std::fs::read_dir(reports.path())
+        .expect("the reports folder")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path().join("report.json"))
+        .find(|path| path.exists())
+        .map(|path| {
+            serde_json::from_str(&std::fs::read_to_string(path).expect("report.json reads"))
+                .expect("report.json parses")
+        });
+    (output, report, reports)
+}
+
+fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn expect_verdict(output: &Output, report: &RunReport, verdict: Verdict) {
+    assert_eq!(report.verdict, verdict, "{}", explain(output));
+    assert_eq!(
+        output.status.code(),
+        Some(verdict.exit_code()),
+        "{}",
+        explain(output)
+    );
+}
+
+#[test]
+fn a_bad_scenario_is_an_error_naming_the_key_and_line() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "name: bad\ncluster: { nodes: 3, colour: blue }\nworkload:\n  duration: 5s\n  producers:\n    - { topic: t, rate: 1, message_size: 100 }\ntopics: [{ name: t, partitions: 1, replication_factor: 1 }]\n",
+    )
+    .unwrap();
+    let (output, report, _reports) = run(&path, &[]);
+    assert!(report.is_none(), "a bad scenario launches nothing");
+    assert_eq!(output.status.code(), Some(Verdict::Error.exit_code()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.yaml:2:") && stderr.contains("colour"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_process_fault_and_target_acts_and_a_correct_broker_passes() {
+    let (output, report, _reports) = run(&scenario("process-faults"), &[]);
+    let report = report.unwrap_or_else(|| panic!("no report: {}", explain(&output)));
+    expect_verdict(&output, &report, Verdict::Pass);
+    let kinds: Vec<&str> = report
+        .faults
+        .iter()
+        .map(|fault| fault.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["kill", "restart", "pause", "resume", "stop", "restart", "wipe"]
+    );
+    for fault in &report.faults {
+        assert_eq!(fault.nodes.len(), 1, "{fault:?}");
+    }
+    let node = |index: usize| report.faults[index].nodes[0];
+    assert_eq!(node(1), node(0), "`killed` names the node just killed");
+    assert_eq!(node(3), node(2), "`paused` names the node just paused");
+    assert_eq!(node(5), node(4), "`killed` names the node just stopped");
+    assert_eq!(node(6), 3);
+    assert_eq!(report.recoveries.len(), 3, "two restarts and a wipe");
+    for recovery in &report.recoveries {
+        assert!(recovery.recovery_ms.is_some(), "{recovery:?}");
+    }
+    assert!(report.counts.acknowledged > 4_000, "{:?}", report.counts);
+}
+
+#[test]
+fn every_partition_mode_and_toxic_acts_and_a_correct_broker_passes() {
+    let (output, report, _reports) = run(&scenario("network-faults"), &[]);
+    let report = report.unwrap_or_else(|| panic!("no report: {}", explain(&output)));
+    expect_verdict(&output, &report, Verdict::Pass);
+    let kinds: Vec<&str> = report
+        .faults
+        .iter()
+        .map(|fault| fault.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "partition",
+            "partition",
+            "partition",
+            "partition",
+            "heal",
+            "latency",
+            "bandwidth",
+            "timeout",
+            "reset_peer",
+            "slow_close",
+            "slicer",
+            "limit_data"
+        ]
+    );
+    for fault in &report.faults {
+        assert!(fault.ended_at_ms.is_some(), "{fault:?} never ended");
+        if fault.kind != "heal" {
+            assert!(!fault.nodes.is_empty(), "{fault:?} acted on no node");
+        }
+    }
+    assert!(report.faults[2].description.contains("majorities ring"));
+    assert!(report.faults[3].description.contains("bridge"));
+    assert_eq!(
+        report.faults[3].ended_at_ms,
+        Some(report.faults[4].injected_at_ms),
+        "heal ends the open bridge partition"
+    );
+}
