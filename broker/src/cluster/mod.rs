@@ -5,6 +5,7 @@
 //! over all nodes. A node without peers is a one-member cluster on the same path.
 
 pub mod entry;
+pub mod leadership;
 pub mod membership;
 mod raft_loop;
 pub mod replicas;

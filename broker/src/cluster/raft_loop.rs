@@ -23,6 +23,8 @@ use crate::partition::AppendError;
 use crate::raft::multi_raft::{MultiRaft, Output, ProposeError};
 use crate::transport::{Envelope, InboundBatch, Transport};
 
+use super::leadership;
+
 /// Commands taken per turn before a ready round runs.
 pub const MAX_COMMANDS_PER_TURN: usize = 1024;
 /// A follower more than this many entries behind the leader is out of the in-sync set.
@@ -72,6 +74,9 @@ impl RaftLoop {
                 self.refresh_leader_views();
                 if self.ticks % METRICS_EVERY_TICKS == 0 {
                     self.publish_metrics();
+                }
+                if self.ticks % leadership::CLAIM_EVERY_TICKS == 0 {
+                    self.claim_leadership();
                 }
             }
             if let Err(store_error) = self.ready_round() {
@@ -125,6 +130,10 @@ impl RaftLoop {
 
     fn step_inbound(&mut self, batch: InboundBatch) {
         for envelope in batch.envelopes {
+            if envelope.group_id == leadership::LEADERSHIP_GROUP_ID {
+                self.take_leadership_claims(batch.from, &envelope.payload);
+                continue;
+            }
             match Message::parse_from_bytes(&envelope.payload) {
                 // A group this node does not hold yet (its topic's metadata is not applied
                 // here yet): dropped; raft retransmits.
@@ -134,6 +143,45 @@ impl RaftLoop {
                 Err(decode_error) => {
                     warn!(from = batch.from, %decode_error, "undecodable raft message dropped");
                 }
+            }
+        }
+    }
+
+    /// Tells every peer which groups this node leads (see `leadership`).
+    fn claim_leadership(&self) {
+        let claims: Vec<(u64, u64)> = self
+            .multi
+            .group_ids()
+            .filter_map(|group| {
+                let status = self.multi.status(group)?;
+                (status.role == StateRole::Leader).then_some((group, status.term))
+            })
+            .collect();
+        let payload = leadership::encode(&claims);
+        for peer in self.catalog.nodes() {
+            let peer = *peer as u64;
+            if peer != self.node_id {
+                self.transport.send_many(
+                    peer,
+                    [Envelope {
+                        group_id: leadership::LEADERSHIP_GROUP_ID,
+                        payload: payload.clone(),
+                    }],
+                );
+            }
+        }
+    }
+
+    /// Records a peer's leadership of groups this node holds no replica of.
+    fn take_leadership_claims(&self, from: u64, payload: &[u8]) {
+        let Some(claims) = leadership::decode(payload) else {
+            warn!(from, "malformed leadership claims dropped");
+            return;
+        };
+        for (group, term) in claims {
+            if !self.multi.has_group(group) {
+                self.replicas
+                    .update_view(group, |view| leadership::apply_claim(view, from, term));
             }
         }
     }

@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::cluster::{links_of, proxy_name, raft_view, Cluster, NodeState};
 use crate::network::FaultProxy;
 use crate::report::FaultRecord;
-use crate::scenario::{Action, Fault, FaultKind, Link, NodeId, Scope, Split, Target};
+use crate::scenario::{Action, Fault, FaultKind, Link, NodeId, Scope, Split, Target, Toxic};
 
 /// How long a `leader(..)` or `follower(..)` target waits for the partition to have a leader.
 pub const TARGET_WAIT_MS: u64 = 15_000;
@@ -174,7 +174,7 @@ impl FaultInjector {
                     .collect::<Vec<_>>()
                     .join(", ");
                 (
-                    format!("{} {:?} on {links}", toxic.toxic.kind().name(), toxic.toxic),
+                    format!("{} on {links}", describe_toxic(&toxic.toxic)),
                     nodes,
                 )
             }
@@ -404,6 +404,31 @@ impl FaultInjector {
                 )
             }
         })
+    }
+}
+
+/// A toxic and its attributes, as a scenario would write them.
+fn describe_toxic(toxic: &Toxic) -> String {
+    let milliseconds = |duration: &Duration| format!("{}ms", duration.as_millis());
+    match toxic {
+        Toxic::Latency { latency, jitter } => format!(
+            "latency {} ± {}",
+            milliseconds(latency),
+            milliseconds(jitter)
+        ),
+        Toxic::Bandwidth { rate } => format!("bandwidth {rate} KB/s"),
+        Toxic::Timeout { timeout } => format!("timeout {}", milliseconds(timeout)),
+        Toxic::ResetPeer { timeout } => format!("reset_peer after {}", milliseconds(timeout)),
+        Toxic::SlowClose { delay } => format!("slow_close {}", milliseconds(delay)),
+        Toxic::Slicer {
+            average_size,
+            size_variation,
+            delay,
+        } => format!(
+            "slicer {average_size} ± {size_variation} bytes, {}us apart",
+            delay.as_micros()
+        ),
+        Toxic::LimitData { bytes } => format!("limit_data {bytes} bytes"),
     }
 }
 
