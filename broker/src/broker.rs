@@ -17,6 +17,7 @@ use crate::cluster::replicas::LocalReplicas;
 use crate::cluster::{Cluster, ClusterSettings, MetadataError, PartitionOpener};
 use crate::config::{Config, FsyncPolicy};
 use crate::group::{GroupCoordinator, GroupSettings};
+use crate::misbehaviour::{self, Misbehaving};
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::raft::engine_store::EngineLogStore;
@@ -36,6 +37,8 @@ pub struct Broker {
     pub replicas: Arc<LocalReplicas>,
     pub groups: Arc<GroupCoordinator>,
     pub producer_ids: ProducerIdAllocator,
+    /// Deliberate misbehaviour for testing the bench (debug builds only); `None` normally.
+    pub misbehaving: Option<Misbehaving>,
     background_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -76,6 +79,7 @@ fn partition_directory(data_dir: &std::path::Path, spec: &TopicSpec, index: i32)
 impl Broker {
     pub async fn open(config: Config) -> anyhow::Result<Arc<Broker>> {
         std::fs::create_dir_all(&config.data_dir)?;
+        let misbehaving = misbehaviour::activate(config.test_misbehaviour);
         let node_id = config.node_id as u64;
         let mut peers =
             parse_peers(&config.peers).map_err(|error| anyhow::anyhow!("--peers: {error}"))?;
@@ -138,6 +142,7 @@ impl Broker {
             replicas,
             groups: groups.clone(),
             producer_ids,
+            misbehaving,
             background_tasks: Mutex::new(Vec::new()),
         });
         let tasks = [

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+use crate::misbehaviour::{self, Misbehaviour};
+
 /// When the broker calls fdatasync on a partition log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FsyncPolicy {
@@ -131,6 +133,12 @@ pub struct Config {
         default_value_t = 0
     )]
     pub group_initial_rebalance_delay_ms: u64,
+
+    /// Deliberate misbehaviour for testing the bench, honoured by debug builds only:
+    /// ack-before-commit, drop-batches, fetch-beyond-high-watermark or stall-after-ms=N (see
+    /// the `misbehaviour` module). Never set it for real data.
+    #[arg(long, env = misbehaviour::VARIABLE, value_parser = Misbehaviour::parse)]
+    pub test_misbehaviour: Option<Misbehaviour>,
 }
 
 impl Config {

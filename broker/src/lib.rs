@@ -16,6 +16,7 @@ pub mod durable_file;
 pub mod group;
 pub mod handlers;
 pub mod metrics;
+pub mod misbehaviour;
 pub mod partition;
 pub mod producer_ids;
 pub mod raft;

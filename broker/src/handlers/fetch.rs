@@ -1,6 +1,9 @@
 //! Fetch with long polling: answer at once when `min_bytes` are available (or on any error),
 //! otherwise wait until enough arrives or `max_wait_ms` passes. Data never comes from above
 //! the high watermark. No fetch sessions: `session_id` 0 tells clients to send full requests.
+//!
+//! A debug build with a test misbehaviour switched on breaks these promises on purpose, in
+//! the hooks marked as such (see [`crate::misbehaviour`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use tokio::time::Instant;
 
 use crate::broker::Broker;
+use crate::misbehaviour::Misbehaving;
 use crate::partition::Partition;
 use crate::storage::StorageError;
 
@@ -26,6 +30,8 @@ struct Wanted {
     max_bytes: usize,
     partition: Option<Arc<Partition>>,
     is_leader: bool,
+    /// The leader's term, as this node knows it.
+    term: u64,
     /// The catalog has this partition (even if this node holds no replica of it).
     known: bool,
 }
@@ -45,9 +51,10 @@ pub async fn handle(broker: &Broker, _version: i16, request: FetchRequest) -> Fe
         };
         for partition in topic.partitions {
             let local = broker.partition(&name, partition.partition);
-            let is_leader = local
+            let view = local
                 .as_ref()
-                .is_some_and(|local| broker.cluster.view(local.group_id).is_leader);
+                .map(|local| broker.cluster.view(local.group_id))
+                .unwrap_or_default();
             wanted.push(Wanted {
                 topic: topic.topic.clone(),
                 topic_id: topic.topic_id,
@@ -55,7 +62,8 @@ pub async fn handle(broker: &Broker, _version: i16, request: FetchRequest) -> Fe
                 fetch_offset: partition.fetch_offset,
                 max_bytes: partition.partition_max_bytes.max(0) as usize,
                 partition: local,
-                is_leader,
+                is_leader: view.is_leader,
+                term: view.term,
                 known: broker
                     .catalog
                     .partition_count(&name)
@@ -77,7 +85,11 @@ pub async fn handle(broker: &Broker, _version: i16, request: FetchRequest) -> Fe
             .iter()
             .filter_map(|wanted| wanted.partition.as_ref().map(|p| p.watch_high_watermark()))
             .collect();
-        let (responses, total_bytes, any_error) = read_all(&wanted, request_max_bytes as usize);
+        let (responses, total_bytes, any_error) = read_all(
+            &wanted,
+            request_max_bytes as usize,
+            broker.misbehaving.as_ref(),
+        );
         if total_bytes >= min_bytes
             || any_error
             || watchers.is_empty()
@@ -93,7 +105,11 @@ pub async fn handle(broker: &Broker, _version: i16, request: FetchRequest) -> Fe
                 .map(|watcher| Box::pin(watcher.changed())),
         );
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let (responses, _, _) = read_all(&wanted, request_max_bytes as usize);
+            let (responses, _, _) = read_all(
+                &wanted,
+                request_max_bytes as usize,
+                broker.misbehaving.as_ref(),
+            );
             return FetchResponse::default()
                 .with_session_id(0)
                 .with_responses(responses);
@@ -104,6 +120,7 @@ pub async fn handle(broker: &Broker, _version: i16, request: FetchRequest) -> Fe
 fn read_all(
     wanted: &[Wanted],
     request_max_bytes: usize,
+    misbehaving: Option<&Misbehaving>,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     let mut total_bytes = 0usize;
@@ -117,7 +134,7 @@ fn read_all(
         } else {
             wanted.max_bytes.min(room)
         };
-        let data = read_partition(wanted, max_bytes);
+        let data = read_partition(wanted, max_bytes, misbehaving);
         any_error |= data.error_code != 0;
         total_bytes += data.records.as_ref().map_or(0, |records| records.len());
         match topics.last_mut() {
@@ -135,7 +152,11 @@ fn read_all(
     (topics, total_bytes, any_error)
 }
 
-fn read_partition(wanted: &Wanted, max_bytes: usize) -> PartitionData {
+fn read_partition(
+    wanted: &Wanted,
+    max_bytes: usize,
+    misbehaving: Option<&Misbehaving>,
+) -> PartitionData {
     let empty = PartitionData::default()
         .with_partition_index(wanted.index)
         .with_high_watermark(-1)
@@ -157,18 +178,40 @@ fn read_partition(wanted: &Wanted, max_bytes: usize) -> PartitionData {
     }
     let high_watermark = partition.high_watermark();
     let log_start_offset = partition.log_start_offset();
+    // Deliberate misbehaviour (fetch-beyond-high-watermark): the uncommitted tail is served,
+    // and its end claimed as high watermark.
+    let uncommitted_end_offset = misbehaving.and_then(|misbehaving| {
+        misbehaving.uncommitted_end_offset(partition, wanted.term, high_watermark)
+    });
+    let visible_end_offset = uncommitted_end_offset.unwrap_or(high_watermark);
     let data = empty
-        .with_high_watermark(high_watermark)
-        .with_last_stable_offset(high_watermark)
+        .with_high_watermark(visible_end_offset)
+        .with_last_stable_offset(visible_end_offset)
         .with_log_start_offset(log_start_offset);
-    if wanted.fetch_offset > high_watermark || wanted.fetch_offset < log_start_offset {
+    if wanted.fetch_offset > visible_end_offset || wanted.fetch_offset < log_start_offset {
         return data.with_error_code(ResponseError::OffsetOutOfRange.code());
     }
     if max_bytes == 0 {
         return data;
     }
+    if misbehaving.is_some_and(|misbehaving| misbehaving.is_stalled()) {
+        // Deliberate misbehaviour (stall-after-ms): nothing is returned.
+        return data;
+    }
     match partition.read(wanted.fetch_offset, max_bytes) {
-        Ok(read) => data.with_records(Some(read.bytes)),
+        Ok(read) => match (misbehaving, uncommitted_end_offset) {
+            (Some(misbehaving), Some(_)) if read.next_offset >= high_watermark => {
+                let records = misbehaving.with_uncommitted(
+                    partition,
+                    wanted.term,
+                    read.bytes,
+                    read.next_offset,
+                    max_bytes,
+                );
+                data.with_records(Some(records))
+            }
+            _ => data.with_records(Some(read.bytes)),
+        },
         Err(StorageError::OffsetOutOfRange { .. }) => {
             data.with_error_code(ResponseError::OffsetOutOfRange.code())
         }

@@ -7,6 +7,9 @@
 //! batches that a producer pipelines on one connection reach the Raft log in the order sent
 //! (an idempotent producer's sequence numbers depend on it). The returned future then waits
 //! for the outcomes, concurrently with later requests.
+//!
+//! A debug build with a test misbehaviour switched on breaks these promises on purpose, in
+//! the hooks marked as such (see [`crate::misbehaviour`]).
 
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use super::message;
 use crate::broker::Broker;
 use crate::cluster::Proposed;
+use crate::misbehaviour::ProduceHook;
 use crate::partition::{Acks, AppendOutcome};
 use crate::wire::record_batch;
 
@@ -49,6 +53,14 @@ pub async fn submit(
             "acks must be -1, 0 or 1",
         ))
     };
+    if broker
+        .misbehaving
+        .as_ref()
+        .is_some_and(|misbehaving| misbehaving.is_stalled())
+    {
+        // Deliberate misbehaviour (stall-after-ms): never answered.
+        return Box::pin(futures::future::pending());
+    }
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut topics: Vec<(TopicName, Vec<Pending>)> = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -141,13 +153,33 @@ async fn submit_partition(
         let text = "transactional and control batches are not supported";
         return Pending::Ready(refused(index, error, text));
     }
-    if !broker.cluster.view(partition.group_id).is_leader {
+    let view = broker.cluster.view(partition.group_id);
+    if !view.is_leader {
         let error = ResponseError::NotLeaderOrFollower.code();
         return Pending::Ready(refused(
             index,
             error,
             "this node does not lead the partition",
         ));
+    }
+    let hook = broker
+        .misbehaving
+        .as_ref()
+        .map_or(ProduceHook::AsUsual, |misbehaving| {
+            misbehaving.before_propose(&partition, view.term, &records, &headers)
+        });
+    match hook {
+        ProduceHook::AsUsual => {}
+        ProduceHook::AnswerBeforeCommit { base_offset } => {
+            let _ = broker
+                .cluster
+                .submit_append(partition.group_id, records, false)
+                .await;
+            return Pending::Ready(accepted(index, base_offset, partition.log_start_offset()));
+        }
+        ProduceHook::Drop { base_offset } => {
+            return Pending::Ready(accepted(index, base_offset, partition.log_start_offset()));
+        }
     }
     let wait = acks != Acks::None;
     let proposed = broker
@@ -164,12 +196,16 @@ async fn answer(index: i32, proposed: Proposed, timeout: Duration) -> PartitionP
                 base_offset: -1,
                 log_start_offset: -1,
             });
-            PartitionProduceResponse::default()
-                .with_index(index)
-                .with_base_offset(outcome.base_offset)
-                .with_log_append_time_ms(-1)
-                .with_log_start_offset(outcome.log_start_offset)
+            accepted(index, outcome.base_offset, outcome.log_start_offset)
         }
         Err(error) => refused(index, error.kafka_error_code(), &error.to_string()),
     }
+}
+
+fn accepted(index: i32, base_offset: i64, log_start_offset: i64) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_base_offset(base_offset)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(log_start_offset)
 }

@@ -216,6 +216,22 @@ impl BrokerProcess {
         assert!(self.child.is_none(), "stop the broker before restarting it");
         self.launch();
     }
+
+    /// Restarts the stopped brokers at `positions` together, then waits until each serves
+    /// (nodes that make a majority only together cannot serve one by one).
+    pub fn restart_together(brokers: &mut [BrokerProcess], positions: &[usize]) {
+        for position in positions {
+            let broker = &mut brokers[*position];
+            assert!(
+                broker.child.is_none(),
+                "stop the broker before restarting it"
+            );
+            broker.spawn();
+        }
+        for position in positions {
+            brokers[*position].wait_until_healthy();
+        }
+    }
 }
 
 fn send_sigterm(pid: u32) {
@@ -428,10 +444,17 @@ pub mod wire {
             Ok(Bytes::from(frame))
         }
 
+        /// Sends a request and waits for its answer.
         pub fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response
         where
             R::Response: Decodable + HeaderVersion,
         {
+            let correlation_id = self.send(version, request);
+            self.receive::<R>(version, correlation_id).unwrap()
+        }
+
+        /// Sends a request without waiting for its answer; returns its correlation id.
+        pub fn send<R: Request>(&mut self, version: i16, request: &R) -> i32 {
             self.correlation_id += 1;
             let api_key = ApiKey::try_from(R::KEY).unwrap();
             let header = RequestHeader::default()
@@ -445,12 +468,36 @@ pub mod wire {
                 .unwrap();
             request.encode(&mut frame, version).unwrap();
             self.send_frame(&frame).unwrap();
-            let mut response = self.read_frame().unwrap();
+            self.correlation_id
+        }
+
+        /// Reads the next answer, which must be the one to `correlation_id`; an error when
+        /// none arrives within the read timeout.
+        pub fn receive<R: Request>(
+            &mut self,
+            version: i16,
+            correlation_id: i32,
+        ) -> std::io::Result<R::Response>
+        where
+            R::Response: Decodable + HeaderVersion,
+        {
+            let mut response = self.read_frame()?;
             let header =
                 ResponseHeader::decode(&mut response, R::Response::header_version(version))
                     .unwrap();
-            assert_eq!(header.correlation_id, self.correlation_id);
-            R::Response::decode(&mut response, version).unwrap()
+            assert_eq!(header.correlation_id, correlation_id);
+            Ok(R::Response::decode(&mut response, version).unwrap())
+        }
+
+        /// Sends every frame at once. Frames go out in two writes, so by default Nagle's
+        /// algorithm and delayed acknowledgements hold each request back for tens of
+        /// milliseconds.
+        pub fn set_nodelay(&self) {
+            self.stream.set_nodelay(true).unwrap();
+        }
+
+        pub fn set_read_timeout(&self, timeout: Duration) {
+            self.stream.set_read_timeout(Some(timeout)).unwrap();
         }
     }
 }
