@@ -45,8 +45,10 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     // librdkafka reports every connection a fault breaks; the run's own lines say what matters.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CHRONIK_BENCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=error"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CHRONIK_BENCH_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,librdkafka=off,rdkafka::client=off")
+        });
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

@@ -153,3 +153,105 @@ fn every_partition_mode_and_toxic_acts_and_a_correct_broker_passes() {
         "heal ends the open bridge partition"
     );
 }
+
+/// The bench must not fool itself: each deliberately broken broker gets the verdict its
+/// breakage deserves (the switch works in debug builds only, which these tests run).
+fn expect_broken_broker_verdict(name: &str, verdict: Verdict, finding: &str) {
+    let (output, report, _reports) = run(&scenario(name), &[]);
+    let report = report.unwrap_or_else(|| panic!("no report: {}", explain(&output)));
+    expect_verdict(&output, &report, verdict);
+    assert!(
+        report
+            .verdict_reasons
+            .iter()
+            .any(|reason| reason.contains(finding)),
+        "expected a reason about {finding}: {:?}",
+        report.verdict_reasons
+    );
+}
+
+#[test]
+fn a_broker_acknowledging_before_commit_is_judged_correctness() {
+    expect_broken_broker_verdict("broken-ack-before-commit", Verdict::Correctness, "lost");
+}
+
+#[test]
+fn a_broker_dropping_batches_is_judged_correctness() {
+    expect_broken_broker_verdict("broken-drop-batches", Verdict::Correctness, "lost");
+}
+
+#[test]
+fn a_broker_serving_beyond_the_high_watermark_is_judged_correctness() {
+    expect_broken_broker_verdict(
+        "broken-fetch-beyond-high-watermark",
+        Verdict::Correctness,
+        "inconsistent_offsets",
+    );
+}
+
+#[test]
+fn a_stalling_broker_is_judged_liveness() {
+    expect_broken_broker_verdict(
+        "broken-stall",
+        Verdict::Liveness,
+        "no progress after healing",
+    );
+}
+
+/// The broker processes whose command line mentions `marker`.
+fn brokers_mentioning(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(command_line) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let command_line = String::from_utf8_lossy(&command_line);
+        if command_line.contains("chronik-server") && command_line.contains(marker) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn ctrl_c_tears_the_cluster_down_and_keeps_the_data() {
+    let reports = tempfile::tempdir().unwrap();
+    let marker = reports.path().display().to_string();
+    let child = Command::new(bench_binary())
+        .arg("run")
+        .arg(scenario("process-faults"))
+        .arg("--reports-dir")
+        .arg(reports.path())
+        .arg("--quiet")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while brokers_mentioning(&marker).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(Verdict::Error.exit_code()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stderr.contains("data kept in"), "{stderr}");
+    assert!(
+        brokers_mentioning(&marker).is_empty(),
+        "brokers left behind: {:?}",
+        brokers_mentioning(&marker)
+    );
+}

@@ -1,9 +1,16 @@
-//! Who leads the groups a node does not hold. Every node tells every peer, twice a second,
-//! which groups it leads and in which term; a node that holds no replica of a group answers
-//! Metadata for it from these claims (the highest term wins), so clients find a partition's
-//! leader whichever broker they ask. Claims travel on the Raft transport as one envelope with
-//! the reserved group id `LEADERSHIP_GROUP_ID`: a list of (group, term) pairs, the sender
-//! being the leader.
+//! What nodes tell each other twice a second, besides Raft: which groups each leads, and
+//! which incarnation of the node process is speaking.
+//!
+//! - Leadership: a node that holds no replica of a group answers Metadata for it from these
+//!   claims (the highest term wins), so clients find a partition's leader whichever broker
+//!   they ask.
+//! - Incarnation: a random number drawn when the node process starts. When a peer's
+//!   incarnation changes, the peer restarted and may have lost its disk: every leader forgets
+//!   what it believed that peer holds (`MultiRaft::forget_progress`) and finds out again, so a
+//!   wiped node is sent its log from the start instead of being assumed to hold it.
+//!
+//! One envelope with the reserved group id `LEADERSHIP_GROUP_ID` carries the incarnation
+//! followed by (group, term) pairs, the sender being the leader.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -16,9 +23,18 @@ pub const CLAIM_EVERY_TICKS: u64 = 10;
 /// Bytes per (group, term) pair.
 const CLAIM_BYTES: usize = 16;
 
-/// Encodes the groups a node leads, with their terms.
-pub fn encode(claims: &[(u64, u64)]) -> Bytes {
-    let mut buffer = BytesMut::with_capacity(claims.len() * CLAIM_BYTES);
+/// What one node says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    pub incarnation: u64,
+    /// (group, term) of every group the sender leads.
+    pub leading: Vec<(u64, u64)>,
+}
+
+/// Encodes the sender's incarnation and the groups it leads, with their terms.
+pub fn encode(incarnation: u64, claims: &[(u64, u64)]) -> Bytes {
+    let mut buffer = BytesMut::with_capacity(8 + claims.len() * CLAIM_BYTES);
+    buffer.put_u64(incarnation);
     for (group, term) in claims {
         buffer.put_u64(*group);
         buffer.put_u64(*term);
@@ -26,16 +42,20 @@ pub fn encode(claims: &[(u64, u64)]) -> Bytes {
     buffer.freeze()
 }
 
-/// Decodes claims; `None` for a payload that is not a whole number of pairs.
-pub fn decode(mut payload: &[u8]) -> Option<Vec<(u64, u64)>> {
-    if payload.len() % CLAIM_BYTES != 0 {
+/// Decodes claims; `None` for a payload without an incarnation or with a torn pair.
+pub fn decode(mut payload: &[u8]) -> Option<Claims> {
+    if payload.len() < 8 || (payload.len() - 8) % CLAIM_BYTES != 0 {
         return None;
     }
-    let mut claims = Vec::with_capacity(payload.len() / CLAIM_BYTES);
+    let incarnation = payload.get_u64();
+    let mut leading = Vec::with_capacity(payload.len() / CLAIM_BYTES);
     while payload.has_remaining() {
-        claims.push((payload.get_u64(), payload.get_u64()));
+        leading.push((payload.get_u64(), payload.get_u64()));
     }
-    Some(claims)
+    Some(Claims {
+        incarnation,
+        leading,
+    })
 }
 
 /// The view of a group this node does not hold after `leader` claims it in `term`: taken when
@@ -58,10 +78,20 @@ mod tests {
     #[test]
     fn claims_round_trip_and_a_torn_payload_is_refused() {
         let claims = vec![(3, 7), (u64::MAX - 1, 1)];
-        let bytes = encode(&claims);
-        assert_eq!(decode(&bytes), Some(claims));
+        let bytes = encode(42, &claims);
+        assert_eq!(
+            decode(&bytes),
+            Some(Claims {
+                incarnation: 42,
+                leading: claims
+            })
+        );
         assert_eq!(decode(&bytes[..20]), None);
-        assert_eq!(decode(&[]), Some(Vec::new()));
+        assert_eq!(decode(&[]), None);
+        assert_eq!(
+            decode(&encode(1, &[])).map(|claims| claims.leading),
+            Some(vec![])
+        );
     }
 
     #[test]

@@ -171,6 +171,8 @@ impl Cluster {
             tick: settings.tick,
             pending: HashMap::new(),
             ticks: 0,
+            incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
+            peer_incarnations: HashMap::new(),
         };
         let loop_thread = std::thread::Builder::new()
             .name("raft-loop".into())

@@ -45,6 +45,10 @@ pub(super) struct RaftLoop {
     pub tick: Duration,
     pub pending: HashMap<u64, (u64, oneshot::Sender<Applied>)>,
     pub ticks: u64,
+    /// Drawn at start; peers notice a restart by its change (see `leadership`).
+    pub incarnation: u64,
+    /// The last incarnation each peer announced.
+    pub peer_incarnations: HashMap<u64, u64>,
 }
 
 impl RaftLoop {
@@ -157,7 +161,7 @@ impl RaftLoop {
                 (status.role == StateRole::Leader).then_some((group, status.term))
             })
             .collect();
-        let payload = leadership::encode(&claims);
+        let payload = leadership::encode(self.incarnation, &claims);
         for peer in self.catalog.nodes() {
             let peer = *peer as u64;
             if peer != self.node_id {
@@ -172,13 +176,22 @@ impl RaftLoop {
         }
     }
 
-    /// Records a peer's leadership of groups this node holds no replica of.
-    fn take_leadership_claims(&self, from: u64, payload: &[u8]) {
+    /// Records a peer's leadership of groups this node holds no replica of; after the peer
+    /// restarted, forgets what this node's leaderships believed it holds.
+    fn take_leadership_claims(&mut self, from: u64, payload: &[u8]) {
         let Some(claims) = leadership::decode(payload) else {
             warn!(from, "malformed leadership claims dropped");
             return;
         };
-        for (group, term) in claims {
+        let previous = self.peer_incarnations.insert(from, claims.incarnation);
+        if previous.is_some_and(|previous| previous != claims.incarnation) {
+            info!(peer = from, "peer restarted: re-probing its replicas");
+            let groups: Vec<u64> = self.multi.group_ids().collect();
+            for group in groups {
+                self.multi.forget_progress(group, from);
+            }
+        }
+        for (group, term) in claims.leading {
             if !self.multi.has_group(group) {
                 self.replicas
                     .update_view(group, |view| leadership::apply_claim(view, from, term));

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use raft::eraftpb::{ConfState, Entry, Message};
+use raft::eraftpb::{ConfState, Entry, Message, MessageType};
 use raft::{RawNode, StateRole};
 
 use super::group_storage::GroupStorage;
@@ -188,9 +188,18 @@ impl MultiRaft {
     }
 
     /// Feeds a message from a peer; false when this node does not hold the group (yet).
-    pub fn step(&mut self, group: u64, message: Message) -> bool {
+    pub fn step(&mut self, group: u64, mut message: Message) -> bool {
         match self.groups.get_mut(&group) {
             Some(node) => {
+                // A leader's heartbeat carries min(what it believes we have, its commit). After
+                // our disk was wiped that belief is stale, and raft-rs would abort on a commit
+                // beyond our log. Only an append (which checks the log matches) may then move
+                // our commit, so such a heartbeat carries our own commit instead.
+                if message.get_msg_type() == MessageType::MsgHeartbeat
+                    && message.commit > node.raft.raft_log.last_index()
+                {
+                    message.commit = node.raft.raft_log.committed;
+                }
                 // Errors here are stale or foreign messages (e.g. from an old term); raft has
                 // already ignored them.
                 let _ = node.step(message);
@@ -236,6 +245,24 @@ impl MultiRaft {
     pub fn transfer_leader(&mut self, group: u64, to: u64) {
         if let Some(node) = self.groups.get_mut(&group) {
             node.transfer_leader(to);
+        }
+    }
+
+    /// Forgets what this leader believed `peer` holds in `group` and probes it from the end of
+    /// the log, as after a restart that may have lost its disk: the leader then finds how far
+    /// the peer's log really goes and sends it from there. Nothing on a follower.
+    pub fn forget_progress(&mut self, group: u64, peer: u64) {
+        let Some(node) = self.groups.get_mut(&group) else {
+            return;
+        };
+        if node.raft.state != StateRole::Leader {
+            return;
+        }
+        let next_index = node.raft.raft_log.last_index() + 1;
+        if let Some(progress) = node.raft.mut_prs().get_mut(peer) {
+            progress.matched = 0;
+            progress.become_probe();
+            progress.next_idx = next_index;
         }
     }
 

@@ -4,7 +4,7 @@
 //! a link it may be cutting. The brokers refresh these gauges about once a second, which bounds
 //! the precision of recovery times.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::scenario::NodeId;
 
@@ -119,18 +119,35 @@ impl RaftView {
             .collect()
     }
 
-    /// Whether every group `node` holds has a leader and `node` is within the in-sync lag of it
-    /// (or leads it). A node that did not answer is not caught up.
+    /// Whether `node` has caught up: every group it holds, or whose leader counts it as a
+    /// follower, has a leader, and `node` has applied to within the in-sync lag of that
+    /// leader's commit index (or leads it). Its own applied index is read from its own gauges,
+    /// so a restarted or wiped node is judged by what it reports now, not by what a leader
+    /// remembered of it before. A node that did not answer is not caught up.
     pub fn is_caught_up(&self, node: NodeId) -> bool {
-        let Some(groups) = self.nodes.get(&node) else {
+        let Some(own) = self.nodes.get(&node) else {
             return false;
         };
-        groups.keys().all(|group| match self.leader(*group) {
+        let mut groups: BTreeSet<u64> = own.keys().copied().collect();
+        for node_groups in self.nodes.values() {
+            for (group, gauges) in node_groups {
+                if gauges.is_leader && gauges.lag_entries.contains_key(&node) {
+                    groups.insert(*group);
+                }
+            }
+        }
+        groups.into_iter().all(|group| match self.leader(group) {
             Some(leader) if leader == node => true,
-            Some(leader) => self.nodes[&leader][group]
-                .lag_entries
-                .get(&node)
-                .is_some_and(|lag| *lag <= CAUGHT_UP_LAG_ENTRIES),
+            Some(leader) => {
+                let leader_gauges = &self.nodes[&leader][&group];
+                let lag_ok = leader_gauges
+                    .lag_entries
+                    .get(&node)
+                    .is_none_or(|lag| *lag <= CAUGHT_UP_LAG_ENTRIES);
+                own.get(&group).is_some_and(|mine| {
+                    mine.applied_index + CAUGHT_UP_LAG_ENTRIES >= leader_gauges.commit_index
+                }) && lag_ok
+            }
             None => false,
         })
     }
@@ -243,6 +260,34 @@ chronik_raft_replication_lag_entries{group="0",topic="__metadata",partition="",p
         );
         assert!(!view.is_caught_up(3), "5000 entries behind on events/0");
         assert!(!view.is_caught_up(4), "did not answer");
+    }
+
+    #[test]
+    fn a_wiped_node_is_judged_by_what_it_reports_now() {
+        let leader = r#"chronik_raft_is_leader{group="3",topic="events",partition="0"} 1
+chronik_raft_term{group="3",topic="events",partition="0"} 4
+chronik_raft_commit_index{group="3",topic="events",partition="0"} 90000
+chronik_raft_replication_lag_entries{group="3",topic="events",partition="0",peer="2"} 0
+"#;
+        let mut view = RaftView::default();
+        view.add_node(1, leader);
+        view.add_node(2, "");
+        assert!(
+            !view.is_caught_up(2),
+            "holds nothing yet, though the leader's gauge still says lag 0"
+        );
+        view.add_node(
+            2,
+            r#"chronik_raft_applied_index{group="3",topic="events",partition="0"} 10
+"#,
+        );
+        assert!(!view.is_caught_up(2), "89990 entries behind the commit");
+        view.add_node(
+            2,
+            r#"chronik_raft_applied_index{group="3",topic="events",partition="0"} 89500
+"#,
+        );
+        assert!(view.is_caught_up(2));
     }
 
     #[test]

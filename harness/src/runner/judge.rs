@@ -17,6 +17,10 @@ pub struct Observations<'a> {
     pub crashes: &'a [String],
     /// What did not come back after healing (no leader, a replica behind, no write accepted).
     pub stuck_after_heal: &'a [String],
+    /// Whether the final read reached every partition's high watermark. When it did not and
+    /// the cluster is stuck, an acknowledged message not read back may be unreachable rather
+    /// than lost: `lost` is reported but not judged, and the verdict is `liveness`.
+    pub final_read_complete: bool,
 }
 
 pub struct Judgement {
@@ -27,11 +31,12 @@ pub struct Judgement {
 
 pub fn judge(limits: &Checks, seen: &Observations<'_>) -> Judgement {
     let counts = seen.counts;
+    let lost_unverifiable = !seen.final_read_complete && !seen.stuck_after_heal.is_empty();
     let mut checks = vec![
         at_most(
             "lost",
             counts.lost as f64,
-            Some(limits.lost as f64),
+            (!lost_unverifiable).then_some(limits.lost as f64),
             "messages",
             Verdict::Correctness,
         ),
@@ -66,11 +71,11 @@ pub fn judge(limits: &Checks, seen: &Observations<'_>) -> Judgement {
             Verdict::Liveness,
         ),
     ];
-    // A recovery that never finished counts as infinitely long.
+    // A recovery that never finished counts as the longest possible (JSON has no infinity).
     let longest_recovery_ms = seen
         .recoveries
         .iter()
-        .map(|recovery| recovery.recovery_ms.map_or(f64::INFINITY, |ms| ms as f64))
+        .map(|recovery| recovery.recovery_ms.map_or(f64::MAX, |ms| ms as f64))
         .fold(0.0, f64::max);
     checks.push(at_most(
         "max_recovery",
@@ -109,6 +114,13 @@ pub fn judge(limits: &Checks, seen: &Observations<'_>) -> Judgement {
     for stuck in seen.stuck_after_heal {
         verdict = verdict.worst(Verdict::Liveness);
         reasons.push(format!("no progress after healing: {stuck}"));
+    }
+    if lost_unverifiable && counts.lost > 0 {
+        reasons.push(format!(
+            "lost: not judged: {} acknowledged messages could not be read back from a cluster \
+             that made no progress",
+            counts.lost
+        ));
     }
     for check in checks.iter().filter(|check| !check.passed) {
         verdict = verdict.worst(check.verdict_on_failure);
@@ -153,7 +165,7 @@ fn at_most(
 }
 
 fn show(value: f64) -> String {
-    if value.is_infinite() {
+    if value >= f64::MAX {
         "never".to_string()
     } else if value.fract() == 0.0 {
         format!("{value:.0}")
@@ -179,6 +191,7 @@ mod tests {
                 recoveries,
                 crashes: &[],
                 stuck_after_heal: &[],
+                final_read_complete: true,
             },
         )
     }
@@ -251,6 +264,36 @@ mod tests {
     }
 
     #[test]
+    fn messages_a_stuck_cluster_cannot_return_are_not_judged_lost() {
+        let counts = Counts {
+            lost: 2,
+            ..Default::default()
+        };
+        let latency = LatencySummary::default();
+        let stuck = ["no partition accepted a write".to_string()];
+        let seen = |final_read_complete| Observations {
+            counts: &counts,
+            latency: &latency,
+            recoveries: &[],
+            crashes: &[],
+            stuck_after_heal: &stuck,
+            final_read_complete,
+        };
+        let unreadable = judge(&Checks::default(), &seen(false));
+        assert_eq!(unreadable.verdict, Verdict::Liveness);
+        assert!(unreadable
+            .reasons
+            .iter()
+            .any(|reason| reason.contains("not judged")));
+        let readable = judge(&Checks::default(), &seen(true));
+        assert_eq!(
+            readable.verdict,
+            Verdict::Correctness,
+            "read back completely: lost"
+        );
+    }
+
+    #[test]
     fn a_crash_or_a_stuck_cluster_decides_the_verdict() {
         let counts = Counts::default();
         let latency = LatencySummary::default();
@@ -263,6 +306,7 @@ mod tests {
                 recoveries: &[],
                 crashes: &[],
                 stuck_after_heal: &stuck,
+                final_read_complete: true,
             },
         );
         assert_eq!(liveness.verdict, Verdict::Liveness);
@@ -275,6 +319,7 @@ mod tests {
                 recoveries: &[],
                 crashes: &crashes,
                 stuck_after_heal: &stuck,
+                final_read_complete: true,
             },
         );
         assert_eq!(crash.verdict, Verdict::Crash);

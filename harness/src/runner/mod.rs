@@ -578,6 +578,7 @@ impl<'a> Run<'a> {
                 recoveries: &gathered.recoveries,
                 crashes: &gathered.crashes,
                 stuck_after_heal: &gathered.stuck_after_heal,
+                final_read_complete: findings.final_read_complete,
             },
         );
         let (mut verdict, mut reasons) = (judgement.verdict, judgement.reasons);

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use crate::throughput::client_config;
 
 /// How long each probe may take to be acknowledged.
-pub const PROBE_TIMEOUT_MS: u64 = 30_000;
+pub const PROBE_TIMEOUT_MS: u64 = 15_000;
 
 /// The probe record's value.
 pub const PROBE_VALUE: &[u8] = b"chronik-bench liveness probe";
