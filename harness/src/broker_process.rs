@@ -239,6 +239,19 @@ impl BrokerProcess {
         Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
     }
 
+    /// CPU seconds (user + system) the process has used, from `/proc/<pid>/stat`.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.pid()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) start at field 3.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let user_ticks: f64 = fields.get(11)?.parse().ok()?;
+        let system_ticks: f64 = fields.get(12)?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Some((user_ticks + system_ticks) / ticks_per_second)
+    }
+
     /// SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

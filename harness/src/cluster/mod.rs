@@ -49,6 +49,8 @@ pub trait Cluster {
     fn metrics(&self, node: NodeId) -> anyhow::Result<String>;
     /// Nodes that exited since the last call although the bench did not stop them, with how.
     fn unexpected_exits(&mut self) -> Vec<(NodeId, String)>;
+    /// CPU seconds (user + system) the running nodes have used so far.
+    fn cpu_seconds(&self) -> f64;
     /// Copies (or moves) every node's log into `folder`; returns the files' names.
     fn collect_logs(&self, folder: &std::path::Path) -> anyhow::Result<Vec<String>>;
     /// Stops every node; deletes the data unless `keep_data`. Returns where data was kept.

@@ -226,6 +226,13 @@ impl Cluster for ProcessCluster {
         exits
     }
 
+    fn cpu_seconds(&self) -> f64 {
+        self.nodes
+            .values()
+            .filter_map(|node| node.process.cpu_seconds())
+            .sum()
+    }
+
     fn collect_logs(&self, folder: &Path) -> anyhow::Result<Vec<String>> {
         let mut names = Vec::new();
         for node in self.nodes.values() {

@@ -500,6 +500,9 @@ mod tests {
         fn unexpected_exits(&mut self) -> Vec<(NodeId, String)> {
             Vec::new()
         }
+        fn cpu_seconds(&self) -> f64 {
+            0.0
+        }
         fn collect_logs(&self, _: &Path) -> anyhow::Result<Vec<String>> {
             Ok(Vec::new())
         }

@@ -137,6 +137,9 @@ struct MetricDefinition {
     better: Better,
     /// A regression beyond the threshold fails the comparison.
     gates: bool,
+    /// A latency: it gates only between runs without faults, where it measures the broker
+    /// rather than when the faults happened to land.
+    is_latency: bool,
     /// Changes smaller than this, in the metric's unit, are ignored.
     minimum_change: f64,
     value: fn(&RunReport) -> f64,
@@ -148,6 +151,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Higher,
         gates: true,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.counts.throughput_per_second,
     },
     MetricDefinition {
@@ -155,6 +159,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Higher,
         gates: true,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.counts.throughput_bytes_per_second / 1_000_000.0,
     },
     MetricDefinition {
@@ -162,6 +167,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: true,
         minimum_change: MINIMUM_LATENCY_CHANGE_MS,
+        is_latency: true,
         value: |report| report.latency.p50_ms,
     },
     MetricDefinition {
@@ -169,6 +175,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: true,
         minimum_change: MINIMUM_LATENCY_CHANGE_MS,
+        is_latency: true,
         value: |report| report.latency.p99_ms,
     },
     MetricDefinition {
@@ -176,6 +183,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: MINIMUM_LATENCY_CHANGE_MS,
+        is_latency: true,
         value: |report| report.latency.p999_ms,
     },
     MetricDefinition {
@@ -183,6 +191,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: MINIMUM_LATENCY_CHANGE_MS,
+        is_latency: true,
         value: |report| report.latency.max_ms,
     },
     MetricDefinition {
@@ -190,6 +199,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: MINIMUM_LATENCY_CHANGE_MS,
+        is_latency: true,
         value: |report| report.counts.max_unavailability_ms as f64,
     },
     MetricDefinition {
@@ -197,6 +207,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Neither,
         gates: false,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.recoveries.len() as f64,
     },
     MetricDefinition {
@@ -204,6 +215,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: MINIMUM_LATENCY_CHANGE_MS,
+        is_latency: true,
         value: |report| {
             report
                 .recoveries
@@ -218,6 +230,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| {
             report
                 .recoveries
@@ -231,6 +244,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Neither,
         gates: false,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.counts.acknowledged as f64,
     },
     MetricDefinition {
@@ -238,6 +252,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.counts.failed as f64,
     },
     MetricDefinition {
@@ -245,6 +260,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.counts.lost as f64,
     },
     MetricDefinition {
@@ -252,6 +268,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.counts.duplicates as f64,
     },
     MetricDefinition {
@@ -259,6 +276,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.counts.reordered as f64,
     },
     MetricDefinition {
@@ -266,6 +284,7 @@ const METRICS: &[MetricDefinition] = &[
         better: Better::Lower,
         gates: false,
         minimum_change: 0.0,
+        is_latency: false,
         value: |report| report.counts.inconsistent_offsets as f64,
     },
 ];
@@ -273,12 +292,14 @@ const METRICS: &[MetricDefinition] = &[
 /// Compares a new run with an old one; `threshold_percent` is how much worse a metric may get
 /// before it counts.
 pub fn compare(old: &RunReport, new: &RunReport, threshold_percent: f64) -> Comparison {
+    let fault_free = old.faults.is_empty() && new.faults.is_empty();
     let metrics = METRICS
         .iter()
         .map(|definition| {
             let old_value = (definition.value)(old);
             let new_value = (definition.value)(new);
-            let movement = movement(definition, old_value, new_value, threshold_percent);
+            let gates = definition.gates && (fault_free || !definition.is_latency);
+            let movement = movement(definition, gates, old_value, new_value, threshold_percent);
             MetricChange {
                 name: definition.name,
                 old: old_value,
@@ -296,7 +317,13 @@ pub fn compare(old: &RunReport, new: &RunReport, threshold_percent: f64) -> Comp
     }
 }
 
-fn movement(definition: &MetricDefinition, old: f64, new: f64, threshold_percent: f64) -> Movement {
+fn movement(
+    definition: &MetricDefinition,
+    gates: bool,
+    old: f64,
+    new: f64,
+    threshold_percent: f64,
+) -> Movement {
     let worsening = match definition.better {
         Better::Higher => old - new,
         Better::Lower => new - old,
@@ -308,7 +335,7 @@ fn movement(definition: &MetricDefinition, old: f64, new: f64, threshold_percent
             && (old == 0.0 || change / old.abs() * 100.0 > threshold_percent)
     };
     if beyond_threshold(worsening) {
-        if definition.gates {
+        if gates {
             Movement::Regressed
         } else {
             Movement::Worse
@@ -358,8 +385,9 @@ mod tests {
     }
 
     #[test]
-    fn a_p99_rise_regresses() {
-        let old = sample_report();
+    fn a_p99_rise_regresses_between_fault_free_runs() {
+        let mut old = sample_report();
+        old.faults.clear();
         let mut new = old.clone();
         new.latency.p99_ms = old.latency.p99_ms * 1.5;
         let comparison = compare(&old, &new, 10.0);
@@ -367,6 +395,20 @@ mod tests {
         assert_eq!(
             metric(&comparison, "p99 latency ms").movement,
             Movement::Regressed
+        );
+    }
+
+    #[test]
+    fn latency_under_faults_is_reported_but_does_not_gate() {
+        let old = sample_report();
+        assert!(!old.faults.is_empty());
+        let mut new = old.clone();
+        new.latency.p99_ms = old.latency.p99_ms * 1.5;
+        let comparison = compare(&old, &new, 10.0);
+        assert!(!comparison.regressed());
+        assert_eq!(
+            metric(&comparison, "p99 latency ms").movement,
+            Movement::Worse
         );
     }
 

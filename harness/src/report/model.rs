@@ -114,6 +114,22 @@ pub struct RunReport {
     pub checks: Vec<CheckResult>,
     /// Broker log files, relative to the report folder.
     pub broker_logs: Vec<String>,
+    /// CPU the bench and the brokers used, so a reader can see which side was the limit.
+    #[serde(default)]
+    pub cpu: CpuUse,
+}
+
+/// CPU time (user + system) over the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// The bench process: its load generators, consumers and librdkafka threads.
+    pub bench_seconds: f64,
+    /// The broker processes alive at the end of the run (a killed process's CPU is not
+    /// counted).
+    pub brokers_seconds: f64,
+    /// Bench CPU per acknowledged message against broker CPU per acknowledged message: below
+    /// 0.5, the bench could drive at least twice what the brokers sustain on equal cores.
+    pub bench_to_brokers_ratio: f64,
 }
 
 /// Gaps shorter than this are not listed as unavailability windows (they still count towards

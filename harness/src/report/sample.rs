@@ -177,6 +177,7 @@ pub fn sample_report() -> RunReport {
             check("redelivered", 0.0, None, "messages", Verdict::Pass),
         ],
         broker_logs: vec!["logs/node-1.log".to_string(), "logs/node-2.log".to_string()],
+        cpu: CpuUse::default(),
     }
 }
 

@@ -149,6 +149,12 @@ pub fn counts(report: &RunReport) -> TextTable {
             "throughput",
             format!("{}/s", format_bytes(counts.throughput_bytes_per_second)),
         ),
+        ("bench CPU s", format_number(report.cpu.bench_seconds)),
+        ("brokers CPU s", format_number(report.cpu.brokers_seconds)),
+        (
+            "bench / brokers CPU",
+            format_number(report.cpu.bench_to_brokers_ratio),
+        ),
     ];
     for (name, value) in rows {
         table.push(vec![name.to_string(), value]);

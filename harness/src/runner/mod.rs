@@ -188,6 +188,8 @@ struct Run<'a> {
     folder: PathBuf,
     started: Instant,
     started_at: String,
+    /// The bench's CPU seconds when the run began (a suite runs many in one process).
+    bench_cpu_at_start: f64,
 }
 
 /// What the phases hand to the report.
@@ -201,6 +203,7 @@ struct Gathered {
     broker_logs: Vec<String>,
     fault_proxy: String,
     broker_version: Option<report::Versions>,
+    brokers_cpu_seconds: f64,
     error: Option<String>,
 }
 
@@ -233,6 +236,7 @@ impl<'a> Run<'a> {
             options,
             folder,
             started: Instant::now(),
+            bench_cpu_at_start: bench_cpu_seconds(),
             started_at: now
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
@@ -247,6 +251,7 @@ impl<'a> Run<'a> {
             gathered.error = Some(format!("{error:#}"));
         }
         if let Some(cluster) = cluster.as_mut() {
+            gathered.brokers_cpu_seconds = cluster.cpu_seconds();
             gathered.crashes.extend(
                 cluster
                     .unexpected_exits()
@@ -657,9 +662,37 @@ impl<'a> Run<'a> {
             counts: findings.counts,
             unavailability_windows: findings.unavailability_windows,
             recoveries: gathered.recoveries,
+            cpu: cpu_use(
+                bench_cpu_seconds() - self.bench_cpu_at_start,
+                gathered.brokers_cpu_seconds,
+            ),
             checks: judgement.checks,
             broker_logs: gathered.broker_logs,
         }
+    }
+}
+
+/// CPU seconds (user + system) this process has used so far.
+fn bench_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+        seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+}
+
+/// The bench's CPU time against the brokers'.
+fn cpu_use(bench_seconds: f64, brokers_seconds: f64) -> report::CpuUse {
+    report::CpuUse {
+        bench_seconds,
+        brokers_seconds,
+        bench_to_brokers_ratio: if brokers_seconds > 0.0 {
+            bench_seconds / brokers_seconds
+        } else {
+            0.0
+        },
     }
 }
 
