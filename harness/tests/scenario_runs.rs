@@ -255,3 +255,39 @@ fn ctrl_c_tears_the_cluster_down_and_keeps_the_data() {
         brokers_mentioning(&marker)
     );
 }
+
+#[test]
+fn brokers_die_with_a_bench_that_is_killed_outright() {
+    // A panic unwinds through the cluster's `Drop`; a SIGKILL runs no code at all, so this is
+    // the harder case: the brokers must still go (PR_SET_PDEATHSIG).
+    let reports = tempfile::tempdir().unwrap();
+    let marker = reports.path().display().to_string();
+    let mut child = Command::new(bench_binary())
+        .arg("run")
+        .arg(scenario("process-faults"))
+        .arg("--reports-dir")
+        .arg(reports.path())
+        .arg("--quiet")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while brokers_mentioning(&marker).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !brokers_mentioning(&marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "brokers outlived the bench: {:?}",
+            brokers_mentioning(&marker)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
