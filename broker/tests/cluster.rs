@@ -414,3 +414,78 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     rest.extend(kafka::consume(&resumed, 1, Duration::from_secs(2)));
     kafka::assert_exactly_once_in_order(&expected, &rest);
 }
+
+/// (leader, in-sync replicas) of `partition` of the test topic, as `broker` alone answers.
+fn in_sync_replicas(broker: &BrokerProcess, partition: i32) -> Option<(i32, Vec<i32>)> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut client = support::wire::RawClient::connect(broker.kafka_address());
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC))))]));
+    let response = client.call(9, &request);
+    let found = response
+        .topics
+        .first()?
+        .partitions
+        .iter()
+        .find(|candidate| candidate.partition_index == partition)?;
+    let mut in_sync: Vec<i32> = found.isr_nodes.iter().map(|id| id.0).collect();
+    in_sync.sort_unstable();
+    (found.leader_id.0 > 0).then_some((found.leader_id.0, in_sync))
+}
+
+/// A follower that falls behind leaves the in-sync set, and every node says so, not only the
+/// leader: followers report what their leader tells them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_reports_the_leaders_in_sync_replicas() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
+    let bootstrap = bootstrap(&brokers);
+    create_topic(&bootstrap, 3).await.unwrap();
+    let leader = leader_of(&bootstrap, 0);
+    let behind = (1..=3).find(|node| *node != leader).unwrap();
+    let other = (1..=3)
+        .find(|node| *node != leader && *node != behind)
+        .unwrap();
+    brokers[behind as usize - 1].kill();
+    // More single-message batches (one Raft entry each) than the in-sync lag allows.
+    let producer = kafka::producer(&bootstrap, &[("linger.ms", "0")]);
+    for index in 0..1_100 {
+        let payload = format!("entry-{index}");
+        producer
+            .send(
+                FutureRecord::<(), _>::to(TOPIC)
+                    .partition(0)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let expected = {
+        let mut nodes = vec![leader as i32, other as i32];
+        nodes.sort_unstable();
+        nodes
+    };
+    for node in [leader, other] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // Leadership may move to the preferred replica meanwhile; the in-sync set may not
+            // include the node that is down.
+            let answer = in_sync_replicas(&brokers[node as usize - 1], 0);
+            if answer
+                .as_ref()
+                .is_some_and(|(leader, in_sync)| expected.contains(leader) && *in_sync == expected)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} says {answer:?}, expected the in-sync set {expected:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

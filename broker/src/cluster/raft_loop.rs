@@ -151,14 +151,19 @@ impl RaftLoop {
         }
     }
 
-    /// Tells every peer which groups this node leads (see `leadership`).
+    /// Tells every peer which groups this node leads, with their in-sync replicas (see
+    /// `leadership`).
     fn claim_leadership(&self) {
-        let claims: Vec<(u64, u64)> = self
+        let claims: Vec<leadership::Claim> = self
             .multi
             .group_ids()
             .filter_map(|group| {
                 let status = self.multi.status(group)?;
-                (status.role == StateRole::Leader).then_some((group, status.term))
+                (status.role == StateRole::Leader).then(|| leadership::Claim {
+                    group,
+                    term: status.term,
+                    in_sync: self.replicas.view(group).in_sync,
+                })
             })
             .collect();
         let payload = leadership::encode(self.incarnation, &claims);
@@ -191,10 +196,15 @@ impl RaftLoop {
                 self.multi.forget_progress(group, from);
             }
         }
-        for (group, term) in claims.leading {
-            if !self.multi.has_group(group) {
-                self.replicas
-                    .update_view(group, |view| leadership::apply_claim(view, from, term));
+        for claim in &claims.leading {
+            if self.multi.has_group(claim.group) {
+                self.replicas.update_view(claim.group, |view| {
+                    leadership::apply_claim_as_follower(view, from, claim)
+                });
+            } else {
+                self.replicas.update_view(claim.group, |view| {
+                    leadership::apply_claim(view, from, claim)
+                });
             }
         }
     }

@@ -116,8 +116,9 @@ fn describe_topic(broker: &Broker, spec: &TopicSpec) -> MetadataResponseTopic {
             let replicas: Vec<BrokerId> =
                 assignment.replicas.iter().map(|id| BrokerId(*id)).collect();
             let view = broker.cluster.view(assignment.group_id);
-            // The leader knows who is in sync; other nodes report every replica.
-            let in_sync: Vec<BrokerId> = if view.is_leader {
+            // The leader knows who is in sync and tells the others (`cluster::leadership`);
+            // until a node has heard, it reports every replica.
+            let in_sync: Vec<BrokerId> = if view.is_leader || !view.in_sync.is_empty() {
                 view.in_sync.iter().map(|id| BrokerId(*id)).collect()
             } else {
                 replicas.clone()
