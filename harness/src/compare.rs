@@ -19,8 +19,9 @@ pub const EXIT_UNREADABLE: i32 = 2;
 #[command(
     after_help = "Exit status: 0 when nothing regressed beyond the threshold; \
 1 when throughput dropped, p50 or p99 latency rose (by more than the threshold and at least \
-1 ms; latency gates only between runs without faults, where it does not depend on when the \
-faults landed) or the verdict got worse; 2 when a report cannot be read."
+1 ms; latency gates only between steady runs, without faults and at a fixed offered rate: \
+under faults it depends on when they landed, unthrottled it is queue depth) or the verdict \
+got worse; 2 when a report cannot be read."
 )]
 pub struct CompareArgs {
     /// The baseline: a report.json, or the run folder holding one.

@@ -137,8 +137,7 @@ struct MetricDefinition {
     better: Better,
     /// A regression beyond the threshold fails the comparison.
     gates: bool,
-    /// A latency: it gates only between runs without faults, where it measures the broker
-    /// rather than when the faults happened to land.
+    /// A latency: it gates only between steady runs (no faults, a fixed offered rate).
     is_latency: bool,
     /// Changes smaller than this, in the metric's unit, are ignored.
     minimum_change: f64,
@@ -292,13 +291,16 @@ const METRICS: &[MetricDefinition] = &[
 /// Compares a new run with an old one; `threshold_percent` is how much worse a metric may get
 /// before it counts.
 pub fn compare(old: &RunReport, new: &RunReport, threshold_percent: f64) -> Comparison {
-    let fault_free = old.faults.is_empty() && new.faults.is_empty();
+    // Latency measures the broker only at a fixed offered rate without faults: under faults it
+    // depends on when they landed, and an unthrottled producer's latency is its queue depth.
+    let steady = |report: &RunReport| report.faults.is_empty() && report.workload.offered_rate > 0;
+    let latency_gates = steady(old) && steady(new);
     let metrics = METRICS
         .iter()
         .map(|definition| {
             let old_value = (definition.value)(old);
             let new_value = (definition.value)(new);
-            let gates = definition.gates && (fault_free || !definition.is_latency);
+            let gates = definition.gates && (latency_gates || !definition.is_latency);
             let movement = movement(definition, gates, old_value, new_value, threshold_percent);
             MetricChange {
                 name: definition.name,
@@ -396,6 +398,16 @@ mod tests {
             metric(&comparison, "p99 latency ms").movement,
             Movement::Regressed
         );
+    }
+
+    #[test]
+    fn the_latency_of_unthrottled_producers_does_not_gate() {
+        let mut old = sample_report();
+        old.faults.clear();
+        old.workload.offered_rate = 0;
+        let mut new = old.clone();
+        new.latency.p50_ms = old.latency.p50_ms * 2.0;
+        assert!(!compare(&old, &new, 10.0).regressed());
     }
 
     #[test]
