@@ -216,8 +216,9 @@ fn brokers_mentioning(marker: &str) -> Vec<u32> {
     pids
 }
 
-#[test]
-fn ctrl_c_tears_the_cluster_down_and_keeps_the_data() {
+/// Starts the process-faults scenario in the background and waits until its three brokers run.
+/// Returns the bench process, the text that marks this run's brokers, and the reports folder.
+fn start_process_faults_run() -> (std::process::Child, String, tempfile::TempDir) {
     let reports = tempfile::tempdir().unwrap();
     let marker = reports.path().display().to_string();
     let child = Command::new(bench_binary())
@@ -237,6 +238,12 @@ fn ctrl_c_tears_the_cluster_down_and_keeps_the_data() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    (child, marker, reports)
+}
+
+#[test]
+fn ctrl_c_tears_the_cluster_down_and_keeps_the_data() {
+    let (child, marker, _reports) = start_process_faults_run();
     std::thread::sleep(std::time::Duration::from_secs(2));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
@@ -260,25 +267,7 @@ fn ctrl_c_tears_the_cluster_down_and_keeps_the_data() {
 fn brokers_die_with_a_bench_that_is_killed_outright() {
     // A panic unwinds through the cluster's `Drop`; a SIGKILL runs no code at all, so this is
     // the harder case: the brokers must still go (PR_SET_PDEATHSIG).
-    let reports = tempfile::tempdir().unwrap();
-    let marker = reports.path().display().to_string();
-    let mut child = Command::new(bench_binary())
-        .arg("run")
-        .arg(scenario("process-faults"))
-        .arg("--reports-dir")
-        .arg(reports.path())
-        .arg("--quiet")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while brokers_mentioning(&marker).len() < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the cluster never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let (mut child, marker, _reports) = start_process_faults_run();
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
