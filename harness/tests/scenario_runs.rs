@@ -64,6 +64,23 @@ fn expect_verdict(output: &Output, report: &RunReport, verdict: Verdict) {
     );
 }
 
+/// Runs a scenario from `tests/scenarios/`, checks its verdict and exit code, returns its report.
+fn run_judged(name: &str, verdict: Verdict) -> RunReport {
+    let (output, report, _reports) = run(&scenario(name), &[]);
+    let report = report.unwrap_or_else(|| panic!("no report: {}", explain(&output)));
+    expect_verdict(&output, &report, verdict);
+    report
+}
+
+/// The kinds of the faults a run injected, in order.
+fn fault_kinds(report: &RunReport) -> Vec<&str> {
+    report
+        .faults
+        .iter()
+        .map(|fault| fault.kind.as_str())
+        .collect()
+}
+
 #[test]
 fn a_bad_scenario_is_an_error_naming_the_key_and_line() {
     let directory = tempfile::tempdir().unwrap();
@@ -85,16 +102,9 @@ fn a_bad_scenario_is_an_error_naming_the_key_and_line() {
 
 #[test]
 fn every_process_fault_and_target_acts_and_a_correct_broker_passes() {
-    let (output, report, _reports) = run(&scenario("process-faults"), &[]);
-    let report = report.unwrap_or_else(|| panic!("no report: {}", explain(&output)));
-    expect_verdict(&output, &report, Verdict::Pass);
-    let kinds: Vec<&str> = report
-        .faults
-        .iter()
-        .map(|fault| fault.kind.as_str())
-        .collect();
+    let report = run_judged("process-faults", Verdict::Pass);
     assert_eq!(
-        kinds,
+        fault_kinds(&report),
         ["kill", "restart", "pause", "resume", "stop", "restart", "wipe"]
     );
     for fault in &report.faults {
@@ -114,16 +124,9 @@ fn every_process_fault_and_target_acts_and_a_correct_broker_passes() {
 
 #[test]
 fn every_partition_mode_and_toxic_acts_and_a_correct_broker_passes() {
-    let (output, report, _reports) = run(&scenario("network-faults"), &[]);
-    let report = report.unwrap_or_else(|| panic!("no report: {}", explain(&output)));
-    expect_verdict(&output, &report, Verdict::Pass);
-    let kinds: Vec<&str> = report
-        .faults
-        .iter()
-        .map(|fault| fault.kind.as_str())
-        .collect();
+    let report = run_judged("network-faults", Verdict::Pass);
     assert_eq!(
-        kinds,
+        fault_kinds(&report),
         [
             "partition",
             "partition",
@@ -157,9 +160,7 @@ fn every_partition_mode_and_toxic_acts_and_a_correct_broker_passes() {
 /// The bench must not fool itself: each deliberately broken broker gets the verdict its
 /// breakage deserves (the switch works in debug builds only, which these tests run).
 fn expect_broken_broker_verdict(name: &str, verdict: Verdict, finding: &str) {
-    let (output, report, _reports) = run(&scenario(name), &[]);
-    let report = report.unwrap_or_else(|| panic!("no report: {}", explain(&output)));
-    expect_verdict(&output, &report, verdict);
+    let report = run_judged(name, verdict);
     assert!(
         report
             .verdict_reasons

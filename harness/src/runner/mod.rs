@@ -202,6 +202,8 @@ struct Gathered {
     findings: Option<analysis::Findings>,
     broker_logs: Vec<String>,
     fault_proxy: String,
+    /// The runtime that ran the cluster, as the cluster names itself.
+    runtime: &'static str,
     broker_version: Option<report::Versions>,
     brokers_cpu_seconds: f64,
     error: Option<String>,
@@ -293,10 +295,6 @@ impl<'a> Run<'a> {
         };
         gathered.fault_proxy = proxy.description();
         let mut progress = Progress::new(self.options.quiet);
-        progress.note(&format!(
-            "setup: starting {} nodes ({} runtime)",
-            scenario.cluster.nodes, "process"
-        ));
         let spec = ProcessClusterSpec {
             binary: &binary,
             nodes: scenario.cluster.nodes,
@@ -304,8 +302,13 @@ impl<'a> Run<'a> {
             env: self.broker_env(),
             extra_args: self.broker_args(),
         };
+        progress.note(&format!(
+            "setup: starting {} nodes (process runtime)",
+            scenario.cluster.nodes
+        ));
         let cluster: &mut Box<dyn Cluster> =
             cluster_slot.insert(Box::new(ProcessCluster::start(spec, &proxy)?));
+        gathered.runtime = cluster.runtime();
         let bootstrap = cluster.bootstrap();
         for topic in &scenario.topics {
             create_topic(
@@ -618,7 +621,12 @@ impl<'a> Run<'a> {
             }),
             machine,
             cluster: ClusterSummary {
-                runtime: "process".to_string(),
+                // As the cluster names itself; the scenario's choice if none started.
+                runtime: if gathered.runtime.is_empty() {
+                    scenario.cluster.runtime.name().to_string()
+                } else {
+                    gathered.runtime.to_string()
+                },
                 nodes: scenario.cluster.nodes,
                 object_store: scenario.cluster.object_store.to_string(),
                 fault_proxy: gathered.fault_proxy,

@@ -64,6 +64,16 @@ pub enum Runtime {
     Docker,
 }
 
+impl Runtime {
+    /// The name in the scenario (and in reports).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Docker => "docker",
+        }
+    }
+}
+
 /// Where snapshots go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjectStore {
