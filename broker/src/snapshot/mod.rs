@@ -7,3 +7,5 @@
 //! what is stored) and unseals them with every length and checksum checked and memory capped.
 
 pub mod codec;
+pub mod objects;
+pub mod settings;
