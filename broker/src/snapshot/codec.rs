@@ -2,14 +2,16 @@
 //!
 //! [`seal`] compresses the plain bytes (none, gzip or zstd) and returns them with an
 //! [`ObjectDigest`]: the compression, the CRC-32 (IEEE) of the *stored* bytes, and both lengths.
-//! The digest travels separately (in the snapshot's manifest), so [`unseal`] can check, in
-//! order, the stored length, the checksum (corruption is found before any decompressor runs on
-//! it), and then decompress with the digest's plain length as a hard limit: memory grows with the
-//! bytes actually inflated and never beyond `plain_bytes`, so neither a decompression bomb nor a
-//! digest that lies can make it allocate more. The plain length must then match exactly.
+//! The digest is kept apart from the object (a snapshot manifest holds it), so [`unseal`]
+//! checks, in order, the stored length, the checksum (corruption is found before a decompressor
+//! runs on it), and then decompresses with the digest's plain length as a hard limit: memory
+//! grows with the bytes actually inflated and never beyond `plain_bytes`, so neither a
+//! decompression bomb nor a digest that lies can make it allocate more. The plain length must
+//! then match exactly.
 //!
-//! Levels: gzip at flate2's fast level (1) and zstd at level 1; see `broker/benches/snapshot_codec.rs`
-//! and ARCHITECTURE.md for the measurements behind them.
+//! Levels: zstd 1 and gzip 1. On record data zstd 1 sealed about twice as fast as zstd 3 and
+//! compressed no worse; gzip 6 was six times slower than gzip 1 for a 1.4x smaller object. The
+//! numbers are in ARCHITECTURE.md; `broker/benches/snapshot_codec.rs` measures them.
 
 use std::io::{Read, Write};
 
@@ -76,7 +78,10 @@ pub enum CorruptObject {
         actual_bytes: u64,
     },
     /// Inflating stopped at the digest's plain length with more still coming.
-    #[error("object decompresses to more than the {expected_bytes} bytes the digest says; stopped there")]
+    #[error(
+        "object decompresses to more than the {expected_bytes} bytes the digest says; \
+         stopped there"
+    )]
     PlainTooLarge { expected_bytes: u64 },
 }
 
@@ -348,7 +353,11 @@ mod tests {
                         if expected_bytes == lying.plain_bytes && actual_bytes == digest.plain_bytes
                 )),
                 _ => assert!(
-                    matches!(error, CorruptObject::PlainTooLarge { expected_bytes } if expected_bytes == lying.plain_bytes),
+                    matches!(
+                        error,
+                        CorruptObject::PlainTooLarge { expected_bytes }
+                            if expected_bytes == lying.plain_bytes
+                    ),
                     "{compression:?}: {error}"
                 ),
             }

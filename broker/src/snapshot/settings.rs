@@ -64,7 +64,7 @@ pub struct ObjectStoreSettings {
     #[arg(long = "s3-endpoint", env = "S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
 
-    /// Region of the `s3` backend.
+    /// Region of the `s3` backend (this, not `AWS_REGION`, decides).
     #[arg(long = "s3-region", env = "S3_REGION", default_value = "us-east-1")]
     pub s3_region: String,
 

@@ -116,8 +116,9 @@ impl MotoServer {
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+            port = self.port
         )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
