@@ -139,6 +139,9 @@ pub struct Config {
     /// the `misbehaviour` module). Never set it for real data.
     #[arg(long, env = misbehaviour::VARIABLE, value_parser = Misbehaviour::parse)]
     pub test_misbehaviour: Option<Misbehaviour>,
+
+    #[command(flatten)]
+    pub object_store: crate::snapshot::settings::ObjectStoreSettings,
 }
 
 impl Config {

@@ -21,6 +21,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod raft;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod transport;
 pub mod wire;
