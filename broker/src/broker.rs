@@ -21,12 +21,15 @@ use crate::misbehaviour::{self, Misbehaving};
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::raft::engine_store::EngineLogStore;
+use crate::snapshot::objects::SnapshotObjects;
 use crate::storage::LogConfig;
 
 /// How long a metadata change (topic creation, ...) may take to apply.
 pub const METADATA_CHANGE_TIMEOUT_MS: u64 = 10_000;
 /// How often replicas sync their logs and record their checkpoint.
 pub const CHECKPOINT_INTERVAL_MS: u64 = 2_000;
+/// How often the Raft log store deletes files of compacted entries.
+pub const RAFT_LOG_PURGE_INTERVAL_MS: u64 = 5_000;
 /// How often an unregistered node retries registering its client address.
 const REGISTRATION_RETRY_MS: u64 = 250;
 
@@ -88,7 +91,8 @@ impl Broker {
         nodes.push(config.node_id);
         let catalog = Arc::new(Catalog::new(&nodes));
         let replicas = Arc::new(LocalReplicas::default());
-        let store = Arc::new(EngineLogStore::open(&config.data_dir.join("raft"))?);
+        let engine = Arc::new(EngineLogStore::open(&config.data_dir.join("raft"))?);
+        let store: Arc<dyn crate::raft::log_store::RaftLogStore> = engine.clone();
         let opener: PartitionOpener = {
             let config = config.clone();
             Arc::new(move |spec: &TopicSpec, index: i32| {
@@ -114,7 +118,11 @@ impl Broker {
             heartbeat_ticks: 2,
             election_ticks: ((config.raft_election_timeout_ms / tick_ms) as usize).max(3),
             sync_writes: config.fsync == FsyncPolicy::Always,
+            snapshots: config.snapshots.clone(),
+            data_dir: config.data_dir.clone(),
         };
+        let objects = SnapshotObjects::open(&config.object_store, &config.data_dir)?;
+        info!(store = %objects.describe(), "object store for snapshots");
         let groups = GroupCoordinator::open(
             &config.data_dir.join("groups"),
             GroupSettings {
@@ -131,6 +139,7 @@ impl Broker {
             offsets,
             replicas.clone(),
             opener,
+            objects,
         )
         .await?;
         let producer_ids =
@@ -160,6 +169,7 @@ impl Broker {
                 |partition, _| partition.checkpoint(),
             )),
             tokio::spawn(register(Arc::downgrade(&broker))),
+            tokio::spawn(purge_raft_log(Arc::downgrade(&engine))),
         ];
         broker.background_tasks.lock().extend(tasks);
         broker
@@ -307,6 +317,25 @@ async fn register(broker: std::sync::Weak<Broker>) {
             .await;
         drop(broker);
         tokio::time::sleep(Duration::from_millis(REGISTRATION_RETRY_MS)).await;
+    }
+}
+
+/// Every [`RAFT_LOG_PURGE_INTERVAL_MS`], lets the Raft log store delete files that hold only
+/// compacted entries. Ends with the store.
+async fn purge_raft_log(store: std::sync::Weak<EngineLogStore>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(RAFT_LOG_PURGE_INTERVAL_MS));
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let purged = tokio::task::spawn_blocking(move || store.purge()).await;
+        match purged {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "raft log purge failed"),
+            Err(_) => return,
+        }
     }
 }
 

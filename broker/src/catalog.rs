@@ -97,8 +97,9 @@ pub enum CatalogError {
     InvalidReplicationFactor { factor: i16, nodes: usize },
 }
 
-#[derive(Clone, Debug, Default)]
-struct CatalogState {
+/// Everything the catalog holds; a snapshot of the metadata group carries it whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogState {
     topics: BTreeMap<String, TopicSpec>,
     brokers: BTreeMap<i32, BrokerAddress>,
     /// The last partition group id handed out.
@@ -126,6 +127,16 @@ impl Catalog {
 
     pub fn nodes(&self) -> &[i32] {
         &self.nodes
+    }
+
+    /// A copy of the whole state, for a snapshot of the metadata group.
+    pub fn export(&self) -> CatalogState {
+        self.state.read().clone()
+    }
+
+    /// Replaces the whole state with a snapshot's.
+    pub fn restore(&self, state: CatalogState) {
+        *self.state.write() = state;
     }
 
     pub fn partition_count(&self, topic: &str) -> Option<i32> {

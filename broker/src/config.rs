@@ -141,6 +141,9 @@ pub struct Config {
     pub test_misbehaviour: Option<Misbehaviour>,
 
     #[command(flatten)]
+    pub snapshots: crate::snapshot::policy::SnapshotSettings,
+
+    #[command(flatten)]
     pub object_store: crate::snapshot::settings::ObjectStoreSettings,
 }
 

@@ -2,7 +2,8 @@
 //! proposer can answer its client when it is applied) and the body.
 //!
 //! Layout: format u8 (1), kind u8, origin node u64, proposal id u64, then the body: record
-//! batches for a partition append, a JSON `MetadataCommand` for the metadata group.
+//! batches for a partition append, a JSON `MetadataCommand` for the metadata group, a
+//! snapshot manifest for a snapshot record (either kind of group).
 
 pub const FORMAT: u8 = 1;
 pub const HEADER_BYTES: usize = 18;
@@ -11,6 +12,9 @@ pub const HEADER_BYTES: usize = 18;
 pub enum EntryKind {
     PartitionAppend = 1,
     Metadata = 2,
+    /// A snapshot of the group was written to the object store: every replica records it
+    /// and may compact its log up to it.
+    SnapshotTaken = 3,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +54,7 @@ pub fn decode(data: &[u8]) -> Result<(EntryHeader, &[u8]), EntryError> {
     let kind = match data[1] {
         1 => EntryKind::PartitionAppend,
         2 => EntryKind::Metadata,
+        3 => EntryKind::SnapshotTaken,
         other => return Err(EntryError::UnknownKind(other)),
     };
     let origin_node = u64::from_be_bytes(data[2..10].try_into().expect("8 bytes"));

@@ -9,6 +9,7 @@ pub mod leadership;
 pub mod membership;
 mod raft_loop;
 pub mod replicas;
+mod snapshots;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -87,6 +88,7 @@ pub(crate) enum Command {
         reply: Option<oneshot::Sender<Applied>>,
     },
     Inbound(crate::transport::InboundBatch),
+    Snapshot(snapshots::SnapshotEvent),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -100,6 +102,9 @@ pub struct ClusterSettings {
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
     pub sync_writes: bool,
+    pub snapshots: crate::snapshot::policy::SnapshotSettings,
+    /// Where the local metadata checkpoint and staged snapshots live.
+    pub data_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,7 @@ impl Cluster {
         offsets: Arc<OffsetStore>,
         replicas: Arc<LocalReplicas>,
         opener: PartitionOpener,
+        objects: crate::snapshot::objects::SnapshotObjects,
     ) -> anyhow::Result<Cluster> {
         let (transport, mut inbound) = Transport::start(
             settings.node_id,
@@ -155,11 +161,14 @@ impl Cluster {
         );
         multi.set_sync_writes(settings.sync_writes);
         let voters: Vec<u64> = catalog.nodes().iter().map(|id| *id as u64).collect();
-        multi.create_group(METADATA_GROUP_ID, &voters, 0)?;
-        if voters == [settings.node_id] {
-            multi.campaign(METADATA_GROUP_ID);
-        }
         let (commands, queue) = flume::bounded(COMMAND_QUEUE);
+        let snapshots = snapshots::SnapshotDriver::new(
+            settings.snapshots.clone(),
+            objects,
+            tokio::runtime::Handle::current(),
+            commands.clone(),
+            settings.data_dir.clone(),
+        );
         let raft_loop = raft_loop::RaftLoop {
             node_id: settings.node_id,
             multi,
@@ -173,10 +182,20 @@ impl Cluster {
             ticks: 0,
             incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
             peer_incarnations: HashMap::new(),
+            snapshots,
         };
+        let (started, start_up) = oneshot::channel();
         let loop_thread = std::thread::Builder::new()
             .name("raft-loop".into())
-            .spawn(move || raft_loop.run(queue))?;
+            .spawn(move || raft_loop.run(queue, started))?;
+        match start_up.await {
+            Ok(Ok(())) => {}
+            Ok(Err(start_error)) => {
+                let _ = loop_thread.join();
+                return Err(start_error);
+            }
+            Err(_) => anyhow::bail!("the raft loop ended during start-up"),
+        }
         let forward = commands.clone();
         tokio::spawn(async move {
             while let Some(batch) = inbound.recv().await {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
-use raft::eraftpb::{EntryType, Message};
+use raft::eraftpb::{EntryType, Message, MessageType};
 use raft::StateRole;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -24,6 +24,7 @@ use crate::raft::multi_raft::{MultiRaft, Output, ProposeError};
 use crate::transport::{Envelope, InboundBatch, Transport};
 
 use super::leadership;
+use super::snapshots::{Installer, SnapshotDriver, SNAPSHOT_CHECK_EVERY_TICKS};
 
 /// Commands taken per turn before a ready round runs.
 pub const MAX_COMMANDS_PER_TURN: usize = 1024;
@@ -49,10 +50,21 @@ pub(super) struct RaftLoop {
     pub incarnation: u64,
     /// The last incarnation each peer announced.
     pub peer_incarnations: HashMap<u64, u64>,
+    pub snapshots: SnapshotDriver,
 }
 
 impl RaftLoop {
-    pub fn run(mut self, commands: flume::Receiver<Command>) {
+    pub fn run(
+        mut self,
+        commands: flume::Receiver<Command>,
+        started: oneshot::Sender<anyhow::Result<()>>,
+    ) {
+        let start_up = self.start_up();
+        let failed = start_up.is_err();
+        let _ = started.send(start_up);
+        if failed {
+            return;
+        }
         let mut next_tick = Instant::now() + self.tick;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -82,6 +94,9 @@ impl RaftLoop {
                 if self.ticks % leadership::CLAIM_EVERY_TICKS == 0 {
                     self.claim_leadership();
                 }
+                if self.ticks % SNAPSHOT_CHECK_EVERY_TICKS == 0 {
+                    self.snapshot_turn();
+                }
             }
             if let Err(store_error) = self.ready_round() {
                 // Without a durable Raft log nothing may be acknowledged: stop the node's
@@ -90,6 +105,23 @@ impl RaftLoop {
                 return;
             }
         }
+    }
+
+    /// Restores the metadata state (local checkpoint, or the object store on an empty disk),
+    /// starts the metadata group, and opens the replicas the restored catalog assigns here;
+    /// replaying the metadata log opens the rest.
+    fn start_up(&mut self) -> anyhow::Result<()> {
+        let applied = self.restore_metadata()?;
+        let voters: Vec<u64> = self.catalog.nodes().iter().map(|id| *id as u64).collect();
+        self.multi
+            .create_group(METADATA_GROUP_ID, &voters, applied)?;
+        if voters == [self.node_id] {
+            self.multi.campaign(METADATA_GROUP_ID);
+        }
+        if applied > 0 {
+            self.reconcile_replicas();
+        }
+        Ok(())
     }
 
     /// Returns false when the loop must stop.
@@ -110,7 +142,9 @@ impl RaftLoop {
                 let data = entry::encode(header, &body);
                 let proposed = match kind {
                     EntryKind::Metadata => self.multi.propose_forwarded(group, data),
-                    EntryKind::PartitionAppend => self.multi.propose(group, data),
+                    EntryKind::PartitionAppend | EntryKind::SnapshotTaken => {
+                        self.multi.propose(group, data)
+                    }
                 };
                 match (proposed, reply) {
                     (Ok(()), Some(reply)) => {
@@ -124,6 +158,7 @@ impl RaftLoop {
                 }
             }
             Command::Inbound(batch) => self.step_inbound(batch),
+            Command::Snapshot(event) => self.on_snapshot_event(event),
             Command::Shutdown(done) => {
                 let _ = done.send(());
                 return false;
@@ -141,6 +176,9 @@ impl RaftLoop {
             match Message::parse_from_bytes(&envelope.payload) {
                 // A group this node does not hold yet (its topic's metadata is not applied
                 // here yet): dropped; raft retransmits.
+                Ok(message) if message.get_msg_type() == MessageType::MsgSnapshot => {
+                    self.on_snapshot_message(envelope.group_id, message);
+                }
                 Ok(message) => {
                     self.multi.step(envelope.group_id, message);
                 }
@@ -214,7 +252,20 @@ impl RaftLoop {
         // them start in the same turn.
         for _ in 0..4 {
             let mut output = Output::default();
-            self.multi.handle_ready(&mut output)?;
+            let mut installer = Installer {
+                snapshots: &mut self.snapshots,
+                replicas: &self.replicas,
+                catalog: &self.catalog,
+                offsets: &self.offsets,
+                opener: &self.opener,
+            };
+            self.multi
+                .handle_ready(&mut output, &mut |group, snapshot| {
+                    installer.install(group, snapshot)
+                })?;
+            if std::mem::take(&mut self.snapshots.reconcile_replicas) {
+                self.reconcile_replicas();
+            }
             if output.is_empty() {
                 break;
             }
@@ -229,7 +280,11 @@ impl RaftLoop {
 
     fn send(&mut self, output: &mut Output) {
         let mut by_peer: HashMap<u64, Vec<Envelope>> = HashMap::new();
+        let mut snapshots_sent = Vec::new();
         for outbound in output.messages.drain(..) {
+            if outbound.message.get_msg_type() == MessageType::MsgSnapshot {
+                snapshots_sent.push((outbound.group, outbound.to));
+            }
             match outbound.message.write_to_bytes() {
                 Ok(bytes) => by_peer.entry(outbound.to).or_default().push(Envelope {
                     group_id: outbound.group,
@@ -240,6 +295,9 @@ impl RaftLoop {
         }
         for (peer, envelopes) in by_peer {
             self.transport.send_many(peer, envelopes);
+        }
+        for (group, to) in snapshots_sent {
+            self.on_snapshot_sent(group, to);
         }
     }
 
@@ -292,6 +350,10 @@ impl RaftLoop {
                         continue;
                     }
                 };
+                if header.kind != EntryKind::SnapshotTaken {
+                    self.snapshots
+                        .note_applied(group, raft_entry.data.len() as u64);
+                }
                 let applied = match header.kind {
                     EntryKind::PartitionAppend => match self.replicas.get(group) {
                         Some(partition) => {
@@ -310,6 +372,11 @@ impl RaftLoop {
                         }
                     },
                     EntryKind::Metadata => Applied::Metadata(self.apply_metadata(body)),
+                    EntryKind::SnapshotTaken => {
+                        let proposed_here = header.origin_node == self.node_id;
+                        self.apply_snapshot_record(group, body, proposed_here);
+                        continue;
+                    }
                 };
                 if header.origin_node == self.node_id {
                     if let Some((_, reply)) = self.pending.remove(&header.proposal_id) {
@@ -340,28 +407,8 @@ impl RaftLoop {
             CatalogChange::PartitionsCreated { topic, indexes } => {
                 for index in indexes {
                     let assignment = &topic.assignments[index as usize];
-                    if !assignment.replicas.contains(&(self.node_id as i32)) {
-                        continue;
-                    }
-                    match (self.opener)(&topic, index) {
-                        Ok((partition, applied)) => {
-                            let voters: Vec<u64> =
-                                assignment.replicas.iter().map(|id| *id as u64).collect();
-                            let group = assignment.group_id;
-                            self.replicas.insert(partition);
-                            if let Err(raft_error) =
-                                self.multi.create_group(group, &voters, applied)
-                            {
-                                error!(group, %raft_error, "could not start the partition's raft group");
-                                continue;
-                            }
-                            if voters == [self.node_id] {
-                                self.multi.campaign(group);
-                            }
-                        }
-                        Err(open_error) => {
-                            error!(topic = %topic.name, index, %open_error, "could not open a partition replica");
-                        }
+                    if assignment.replicas.contains(&(self.node_id as i32)) {
+                        self.open_local_replica(&topic, index);
                     }
                 }
             }
@@ -448,6 +495,8 @@ impl RaftLoop {
             metrics::gauge!("chronik_raft_commit_index", &labels).set(status.commit as f64);
             metrics::gauge!("chronik_raft_applied_index", &labels).set(status.applied as f64);
             metrics::gauge!("chronik_raft_last_index", &labels).set(status.last_index as f64);
+            metrics::gauge!("chronik_raft_log_entries", &labels)
+                .set(status.last_index.saturating_sub(status.truncated_index) as f64);
             for (peer, matched) in &status.matched {
                 if *peer == self.node_id {
                     continue;

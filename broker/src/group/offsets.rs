@@ -86,6 +86,21 @@ impl OffsetStore {
         ::metrics::counter!("chronik_group_offset_commits_total").increment(1);
     }
 
+    /// The committed offsets as events that rebuild them, for a snapshot of the metadata group.
+    pub fn export_events(&self) -> Vec<GroupEvent> {
+        self.inner.lock().state.snapshot()
+    }
+
+    /// Replaces the replicated offsets with a snapshot's (the journal is not written: the
+    /// metadata group is the record).
+    pub fn restore_replicated(&self, events: &[GroupEvent]) {
+        let mut state = OffsetState::default();
+        for event in events {
+            state.apply(event);
+        }
+        self.inner.lock().state = state;
+    }
+
     /// Makes `event` durable and applies it. Returns once an fdatasync covers it.
     pub async fn append(self: &Arc<Self>, event: GroupEvent) -> io::Result<()> {
         if self.failed.load(Ordering::Acquire) {

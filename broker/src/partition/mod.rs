@@ -96,6 +96,11 @@ pub struct Partition {
     /// Set when an apply failed on storage: the replica stops applying (so it cannot diverge)
     /// until a restart replays from its last checkpoint.
     faulted: AtomicBool,
+    /// The Raft index the last written checkpoint vouches for (the log is synced up to it).
+    checkpointed_index: AtomicU64,
+    /// Set when a snapshot replaced this replica's files: it neither applies nor writes a
+    /// checkpoint any more. Held while a checkpoint is written, so none lands after it.
+    retired: Mutex<bool>,
 }
 
 impl Partition {
@@ -138,6 +143,8 @@ impl Partition {
             producers: Mutex::new(producers),
             applied_index: AtomicU64::new(checkpoint.applied_index),
             faulted: AtomicBool::new(false),
+            checkpointed_index: AtomicU64::new(checkpoint.applied_index),
+            retired: Mutex::new(false),
         };
         Ok((partition, checkpoint.applied_index))
     }
@@ -229,13 +236,35 @@ impl Partition {
         };
         // Everything appended before the handle was taken is durable once this returns.
         sync_handle.sync()?;
+        let retired = self.retired.lock();
+        if *retired {
+            return Ok(());
+        }
         checkpoint
             .write(&self.directory)
             .map_err(|source| StorageError::Io {
                 op: "write checkpoint",
                 path: self.directory.clone(),
                 source,
-            })
+            })?;
+        self.checkpointed_index
+            .fetch_max(checkpoint.applied_index, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The Raft index up to which this replica survives a crash without the Raft log.
+    pub fn checkpointed_index(&self) -> u64 {
+        self.checkpointed_index.load(Ordering::Acquire)
+    }
+
+    /// Stops this replica for good: its files are about to be replaced by a snapshot's.
+    pub fn retire(&self) {
+        *self.retired.lock() = true;
+        self.faulted.store(true, Ordering::Release);
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.directory
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -246,6 +275,18 @@ impl Partition {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError> {
         let high_watermark = self.high_watermark();
         self.log.read().read(offset, max_bytes, high_watermark)
+    }
+
+    /// Reads whole batches from `offset` up to `end_offset` (exclusive), never past the high
+    /// watermark: what a snapshot uploads.
+    pub fn read_until(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        end_offset: i64,
+    ) -> Result<ReadResult, StorageError> {
+        let limit = end_offset.min(self.high_watermark());
+        self.log.read().read(offset, max_bytes, limit)
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -282,6 +323,9 @@ impl Partition {
     /// Deletes whole segments past retention, never one holding data above the high
     /// watermark.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<(), StorageError> {
+        if *self.retired.lock() {
+            return Ok(());
+        }
         let high_watermark = self.high_watermark();
         let mut log = self.log.write();
         log.enforce_retention_below(now_ms, high_watermark)

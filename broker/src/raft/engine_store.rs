@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use raft::eraftpb::{ConfState, Entry, HardState};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
 
 use super::log_store::{RaftLogStore, StoreBatch, StoreError, StoreResult, TruncatedState};
@@ -12,6 +12,7 @@ use super::log_store::{RaftLogStore, StoreBatch, StoreError, StoreResult, Trunca
 const HARD_STATE_KEY: &[u8] = b"hard_state";
 const CONF_STATE_KEY: &[u8] = b"conf_state";
 const TRUNCATED_KEY: &[u8] = b"truncated";
+const SNAPSHOT_KEY: &[u8] = b"snapshot";
 
 #[derive(Clone)]
 pub struct EntryCodec;
@@ -38,8 +39,10 @@ impl EngineLogStore {
             dir: directory.display().to_string(),
             // A torn tail is what a crash mid-write leaves; it was never acknowledged.
             recovery_mode: RecoveryMode::TolerateTailCorruption,
-            target_file_size: ReadableSize::mb(128),
-            purge_threshold: ReadableSize::gb(2),
+            // Small files and a low purge threshold: once groups compact their logs, disk use
+            // follows the live tail rather than everything ever written.
+            target_file_size: ReadableSize::mb(8),
+            purge_threshold: ReadableSize::mb(32),
             batch_compression_threshold: ReadableSize::kb(0),
             ..Config::default()
         };
@@ -68,6 +71,11 @@ impl RaftLogStore for EngineLogStore {
                 term: entry.term,
             })
             .unwrap_or_default())
+    }
+
+    fn recorded_snapshot(&self, group: u64) -> StoreResult<Option<Snapshot>> {
+        let stored = self.engine.get_message::<Snapshot>(group, SNAPSHOT_KEY);
+        stored.map_err(engine_error)
     }
 
     fn entries(&self, group: u64, low: u64, high: u64, max_bytes: u64) -> StoreResult<Vec<Entry>> {
@@ -119,6 +127,31 @@ impl RaftLogStore for EngineLogStore {
     fn write(&self, batch: StoreBatch, sync: bool) -> StoreResult<()> {
         let mut log_batch = LogBatch::with_capacity(batch.groups.len());
         for (group, write) in batch.groups {
+            if let Some(snapshot) = &write.install_snapshot {
+                // Everything of the group goes, including states this write does not carry:
+                // the hard state is written again below.
+                let hard_state = match &write.hard_state {
+                    Some(_) => None,
+                    None => Some(self.hard_state(group)?),
+                };
+                log_batch.add_command(group, Command::Clean);
+                let metadata = snapshot.get_metadata();
+                if let Some(hard_state) = hard_state {
+                    log_batch
+                        .put_message(group, HARD_STATE_KEY.to_vec(), &hard_state)
+                        .map_err(engine_error)?;
+                }
+                log_batch
+                    .put_message(group, CONF_STATE_KEY.to_vec(), metadata.get_conf_state())
+                    .map_err(engine_error)?;
+                let truncated = truncated_marker(metadata.index, metadata.term);
+                log_batch
+                    .put_message(group, TRUNCATED_KEY.to_vec(), &truncated)
+                    .map_err(engine_error)?;
+                log_batch
+                    .put_message(group, SNAPSHOT_KEY.to_vec(), snapshot)
+                    .map_err(engine_error)?;
+            }
             if !write.entries.is_empty() {
                 log_batch
                     .add_entries::<EntryCodec>(group, &write.entries)
@@ -133,6 +166,25 @@ impl RaftLogStore for EngineLogStore {
                 log_batch
                     .put_message(group, CONF_STATE_KEY.to_vec(), &conf_state)
                     .map_err(engine_error)?;
+            }
+            if let Some(snapshot) = &write.record_snapshot {
+                log_batch
+                    .put_message(group, SNAPSHOT_KEY.to_vec(), snapshot)
+                    .map_err(engine_error)?;
+            }
+            if let Some(index) = write.compact_to {
+                let index = index.min(self.last_index(group)?);
+                if index > self.truncated_state(group)?.index {
+                    let term = self.term(group, index)?;
+                    log_batch.add_command(group, Command::Compact { index: index + 1 });
+                    log_batch
+                        .put_message(
+                            group,
+                            TRUNCATED_KEY.to_vec(),
+                            &truncated_marker(index, term),
+                        )
+                        .map_err(engine_error)?;
+                }
             }
         }
         if log_batch.is_empty() {
@@ -155,5 +207,23 @@ impl RaftLogStore for EngineLogStore {
 
     fn used_bytes(&self) -> u64 {
         self.engine.get_used_size() as u64
+    }
+}
+
+impl EngineLogStore {
+    /// Deletes log files holding only compacted entries (and rewrites the few live entries of
+    /// old files). Blocking I/O; called periodically off the Raft loop.
+    pub fn purge(&self) -> StoreResult<()> {
+        self.engine.purge_expired_files().map_err(engine_error)?;
+        Ok(())
+    }
+}
+
+/// The truncated state is stored as an entry holding only its index and term.
+fn truncated_marker(index: u64, term: u64) -> Entry {
+    Entry {
+        index,
+        term,
+        ..Entry::default()
     }
 }

@@ -71,11 +71,19 @@ impl raft::Storage for GroupStorage {
         self.store.last_index(self.group).map_err(to_raft)
     }
 
+    /// The recorded snapshot: a manifest in the object store (see `crate::snapshot`), small
+    /// enough to travel in the message; the follower fetches the data itself. The log is only
+    /// ever compacted up to a recorded snapshot, so one exists whenever entries are missing.
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // Log compaction by snapshots is not built yet: the whole log is kept, so a follower
-        // always catches up from entries.
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+        let truncated = self.store.truncated_state(self.group).map_err(to_raft)?;
+        match self.store.recorded_snapshot(self.group).map_err(to_raft)? {
+            Some(snapshot) if snapshot.get_metadata().index >= truncated.index.max(1) => {
+                Ok(snapshot)
+            }
+            // raft-rs retries later on this error (any other would abort it).
+            _ => Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            )),
+        }
     }
 }

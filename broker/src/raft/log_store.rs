@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, HardState};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -34,13 +34,34 @@ pub struct TruncatedState {
     pub term: u64,
 }
 
-/// One group's part of a write.
+/// One group's part of a write. Applied in field order: an installed snapshot first, then
+/// entries, states, the recorded snapshot, and compaction last.
 #[derive(Debug, Default)]
 pub struct GroupWrite {
+    /// A snapshot received from the leader and installed in the state machine: every stored
+    /// entry is dropped, the log restarts after the snapshot's index, its configuration is
+    /// the snapshot's, and it becomes the group's recorded snapshot.
+    pub install_snapshot: Option<Snapshot>,
     /// New entries; any stored entries at or after the first of them are replaced.
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
     pub conf_state: Option<ConfState>,
+    /// The newest snapshot in the object store this node knows of: what it sends a follower
+    /// that needs entries already compacted away.
+    pub record_snapshot: Option<Snapshot>,
+    /// Drop every entry at or below this index (it must be held; its term is kept).
+    pub compact_to: Option<u64>,
+}
+
+impl GroupWrite {
+    pub fn is_empty(&self) -> bool {
+        self.install_snapshot.is_none()
+            && self.entries.is_empty()
+            && self.hard_state.is_none()
+            && self.conf_state.is_none()
+            && self.record_snapshot.is_none()
+            && self.compact_to.is_none()
+    }
 }
 
 /// Everything one ready round writes, for all groups, made durable together.
@@ -63,6 +84,8 @@ pub trait RaftLogStore: Send + Sync + 'static {
     fn hard_state(&self, group: u64) -> StoreResult<HardState>;
     fn conf_state(&self, group: u64) -> StoreResult<ConfState>;
     fn truncated_state(&self, group: u64) -> StoreResult<TruncatedState>;
+    /// The group's recorded snapshot (see [`GroupWrite::record_snapshot`]), if any.
+    fn recorded_snapshot(&self, group: u64) -> StoreResult<Option<Snapshot>>;
     /// Entries in `[low, high)`, stopping early once `max_bytes` is reached (at least one).
     fn entries(&self, group: u64, low: u64, high: u64, max_bytes: u64) -> StoreResult<Vec<Entry>>;
     fn term(&self, group: u64, index: u64) -> StoreResult<u64>;
@@ -81,6 +104,7 @@ struct MemoryGroup {
     hard_state: HardState,
     conf_state: ConfState,
     truncated: TruncatedState,
+    snapshot: Option<Snapshot>,
     entries: Vec<Entry>,
 }
 
@@ -112,6 +136,10 @@ impl RaftLogStore for MemoryLogStore {
 
     fn truncated_state(&self, group: u64) -> StoreResult<TruncatedState> {
         Ok(self.with_group(group, |state| state.truncated))
+    }
+
+    fn recorded_snapshot(&self, group: u64) -> StoreResult<Option<Snapshot>> {
+        Ok(self.with_group(group, |state| state.snapshot.clone()))
     }
 
     fn entries(&self, group: u64, low: u64, high: u64, max_bytes: u64) -> StoreResult<Vec<Entry>> {
@@ -168,6 +196,16 @@ impl RaftLogStore for MemoryLogStore {
         let mut groups = self.groups.write();
         for (group, write) in batch.groups {
             let state = groups.entry(group).or_default();
+            if let Some(snapshot) = write.install_snapshot {
+                let metadata = snapshot.get_metadata();
+                state.entries.clear();
+                state.truncated = TruncatedState {
+                    index: metadata.index,
+                    term: metadata.term,
+                };
+                state.conf_state = metadata.get_conf_state().clone();
+                state.snapshot = Some(snapshot);
+            }
             if let Some(first) = write.entries.first() {
                 let keep = first.index.saturating_sub(state.truncated.index + 1) as usize;
                 state.entries.truncate(keep.min(state.entries.len()));
@@ -178,6 +216,19 @@ impl RaftLogStore for MemoryLogStore {
             }
             if let Some(conf_state) = write.conf_state {
                 state.conf_state = conf_state;
+            }
+            if let Some(snapshot) = write.record_snapshot {
+                state.snapshot = Some(snapshot);
+            }
+            if let Some(index) = write.compact_to {
+                let first = state.truncated.index + 1;
+                let index = index.min(state.truncated.index + state.entries.len() as u64);
+                if index >= first {
+                    let drop = ((index - first + 1) as usize).min(state.entries.len());
+                    let term = state.entries[drop - 1].term;
+                    state.entries.drain(..drop);
+                    state.truncated = TruncatedState { index, term };
+                }
             }
         }
         Ok(())

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use raft::eraftpb::{ConfState, Entry, Message, MessageType};
-use raft::{RawNode, StateRole};
+use raft::eraftpb::{ConfState, Entry, Message, MessageType, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole};
 
 use super::group_storage::GroupStorage;
 use super::log_store::{RaftLogStore, StoreBatch, StoreResult};
@@ -84,6 +84,8 @@ pub struct GroupStatus {
     pub commit: u64,
     pub applied: u64,
     pub last_index: u64,
+    /// Entries at and below this index are compacted away (0: never compacted).
+    pub truncated_index: u64,
     /// For a leader: each voter's matched index.
     pub matched: BTreeMap<u64, u64>,
 }
@@ -173,6 +175,54 @@ impl MultiRaft {
         let node = RawNode::new(&config, storage, &logger)?;
         self.groups.insert(group, node);
         Ok(())
+    }
+
+    /// Before `group` is started: makes its durable state that of `snapshot` (restored from
+    /// the object store onto an empty disk): the log starts after the snapshot's index, which
+    /// is committed, in the snapshot's term, with no vote cast.
+    pub fn restore_group(&mut self, group: u64, snapshot: Snapshot) -> StoreResult<()> {
+        let metadata = snapshot.get_metadata();
+        let hard_state = raft::eraftpb::HardState {
+            term: metadata.term,
+            commit: metadata.index,
+            ..Default::default()
+        };
+        let mut batch = StoreBatch::default();
+        let write = batch.group(group);
+        write.install_snapshot = Some(snapshot);
+        write.hard_state = Some(hard_state);
+        self.store.write(batch, true)
+    }
+
+    /// Whether the durable state of `group` is empty (never started, or the disk was lost).
+    pub fn is_pristine(&self, group: u64) -> StoreResult<bool> {
+        Ok(self.store.hard_state(group)?.term == 0
+            && self.store.last_index(group)? == 0
+            && self.store.recorded_snapshot(group)?.is_none())
+    }
+
+    /// Where `group`'s stored log starts (entries at and below are compacted away).
+    pub fn truncated_index(&self, group: u64) -> StoreResult<u64> {
+        Ok(self.store.truncated_state(group)?.index)
+    }
+
+    /// Bytes the Raft log store occupies on disk.
+    pub fn store_used_bytes(&self) -> u64 {
+        self.store.used_bytes()
+    }
+
+    /// The term of entry `index` of `group`, when it is held (or is the compaction point).
+    pub fn term_of(&self, group: u64, index: u64) -> Option<u64> {
+        self.groups.get(&group)?.raft.raft_log.term(index).ok()
+    }
+
+    /// The voters of `group`'s current configuration.
+    pub fn voters(&self, group: u64) -> Vec<u64> {
+        self.groups.get(&group).map_or_else(Vec::new, |node| {
+            let mut voters: Vec<u64> = node.raft.prs().conf().voters().ids().iter().collect();
+            voters.sort_unstable();
+            voters
+        })
     }
 
     /// Stops this node's member of `group` and forgets its log.
@@ -266,6 +316,43 @@ impl MultiRaft {
         }
     }
 
+    /// Called once a snapshot message to `peer` went out. The leader then probes the peer
+    /// again: a follower that installed the snapshot answers the next append, one that is
+    /// still fetching it rejects it and is sent the snapshot again.
+    pub fn report_snapshot_sent(&mut self, group: u64, peer: u64) {
+        if let Some(node) = self.groups.get_mut(&group) {
+            node.report_snapshot(peer, SnapshotStatus::Finish);
+        }
+    }
+
+    /// Records the newest snapshot of `group` in the object store, which this node sends to a
+    /// follower that needs compacted entries.
+    pub fn record_snapshot(&mut self, group: u64, snapshot: Snapshot) -> StoreResult<()> {
+        let mut batch = StoreBatch::default();
+        batch.group(group).record_snapshot = Some(snapshot);
+        self.store.write(batch, false)
+    }
+
+    /// The snapshot recorded for `group`, if any.
+    pub fn recorded_snapshot(&self, group: u64) -> StoreResult<Option<Snapshot>> {
+        self.store.recorded_snapshot(group)
+    }
+
+    /// Drops `group`'s entries up to `index`, which must be applied and covered by the
+    /// recorded snapshot (the caller checks both).
+    pub fn compact(&mut self, group: u64, index: u64) -> StoreResult<()> {
+        let Some(node) = self.groups.get(&group) else {
+            return Ok(());
+        };
+        let index = index.min(node.raft.raft_log.applied);
+        if index < node.raft.raft_log.first_index() {
+            return Ok(());
+        }
+        let mut batch = StoreBatch::default();
+        batch.group(group).compact_to = Some(index);
+        self.store.write(batch, false)
+    }
+
     pub fn report_unreachable(&mut self, group: u64, peer: u64) {
         if let Some(node) = self.groups.get_mut(&group) {
             node.report_unreachable(peer);
@@ -290,13 +377,20 @@ impl MultiRaft {
             commit: raft.raft_log.committed,
             applied: raft.raft_log.applied,
             last_index: raft.raft_log.last_index(),
+            truncated_index: raft.raft_log.first_index() - 1,
             matched,
         })
     }
 
     /// Handles every group's ready state: one durable write for all of them, then the messages
-    /// and committed entries into `output`.
-    pub fn handle_ready(&mut self, output: &mut Output) -> StoreResult<()> {
+    /// and committed entries into `output`. A snapshot the leader sent is handed to
+    /// `install_snapshot` (which makes the state machine match it, durably) before the log is
+    /// replaced by it, so a crash in between never leaves a log that starts after the state.
+    pub fn handle_ready(
+        &mut self,
+        output: &mut Output,
+        install_snapshot: &mut dyn FnMut(u64, &Snapshot) -> Result<(), String>,
+    ) -> StoreResult<()> {
         let mut batch = StoreBatch::default();
         for group in self.hard_state_dirty.drain(..) {
             if let Some(node) = self.groups.get(&group) {
@@ -327,13 +421,20 @@ impl MultiRaft {
             );
             must_sync |= ready.must_sync();
             let write = batch.group(*group);
+            if !ready.snapshot().is_empty() {
+                install_snapshot(*group, ready.snapshot()).map_err(|message| {
+                    super::log_store::StoreError::Engine(format!(
+                        "installing a snapshot of group {group}: {message}"
+                    ))
+                })?;
+                write.install_snapshot = Some(ready.snapshot().clone());
+                must_sync = true;
+            }
             write.entries = ready.take_entries();
             write.hard_state = ready.hs().cloned();
             readies.push((*group, ready));
         }
-        batch.groups.retain(|_, write| {
-            !write.entries.is_empty() || write.hard_state.is_some() || write.conf_state.is_some()
-        });
+        batch.groups.retain(|_, write| !write.is_empty());
         if !batch.is_empty() {
             self.store.write(batch, self.sync_writes && must_sync)?;
         }

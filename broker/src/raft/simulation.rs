@@ -247,7 +247,12 @@ impl Simulation {
                     continue;
                 };
                 raft.tick();
-                raft.handle_ready(&mut output).expect("memory store writes");
+                raft.handle_ready(&mut output, &mut |group, _| {
+                    Err(format!(
+                        "the simulation never compacts, yet group {group} got a snapshot"
+                    ))
+                })
+                .expect("memory store writes");
             }
             self.absorb(node_id, output, heal);
         }

@@ -5,7 +5,18 @@
 //! store itself, reduced to what snapshots need (whole-object put, get, list, delete under
 //! plain `/`-separated keys); [`codec`] seals an object's bytes (compression, then a CRC-32 of
 //! what is stored) and unseals them with every length and checksum checked and memory capped.
+//!
+//! On top: [`manifest`] names what one snapshot of a Raft group is made of;
+//! [`partition_image`] uploads a partition's log as chunks and stages a downloaded one;
+//! [`metadata_image`] does the same for the catalog and committed offsets (and keeps the
+//! node's local metadata checkpoint); [`policy`] is when snapshots are taken and how many are
+//! kept. The Raft side (when, who, install) is `crate::cluster::snapshots`.
 
 pub mod codec;
+pub mod error;
+pub mod manifest;
+pub mod metadata_image;
 pub mod objects;
+pub mod partition_image;
+pub mod policy;
 pub mod settings;

@@ -1,0 +1,1062 @@
+//! Snapshots on the Raft loop: when each group is snapshotted, how a snapshot becomes a
+//! record every replica holds, how far each replica may compact its log, and how a follower
+//! fetches, checks and installs a snapshot its leader sends.
+//!
+//! Taking (the group's leader; for the metadata group, every node keeps a local checkpoint
+//! and the leader uploads it): the state at the applied index is cut on this thread (nothing
+//! moves under it here), uploaded in the background, and its manifest written last. Then the
+//! leader proposes a `SnapshotTaken` entry carrying the manifest; every replica applying it
+//! records the snapshot in its Raft store and compacts its log up to
+//! min(snapshot index, what its own state machine has made durable). Only the proposer
+//! deletes snapshots past retention, after its record is applied.
+//!
+//! Installing (a follower the leader sends a snapshot): the message carries only the
+//! manifest. The follower holds the message back, downloads and checks every object into a
+//! staging area in the background, and only then steps the message into Raft; the ready
+//! round hands the snapshot to [`Installer::install`], which swaps the staged state in
+//! before the Raft log is replaced. A snapshot that fails its checks is reported, its bad
+//! objects deleted, and an older snapshot of the group tried instead; failing all, the
+//! follower waits for the leader to send one again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use raft::eraftpb::{ConfState, Message, Snapshot};
+use raft::StateRole;
+use tracing::{error, info, warn};
+
+use super::raft_loop::RaftLoop;
+use super::replicas::LocalReplicas;
+use super::{Command, PartitionOpener};
+use crate::catalog::{Catalog, TopicSpec, METADATA_GROUP_ID};
+use crate::group::offsets::OffsetStore;
+use crate::snapshot::error::SnapshotError;
+use crate::snapshot::manifest::{self, Content, Manifest};
+use crate::snapshot::metadata_image::{self, MetadataCheckpoint, MetadataImage};
+use crate::snapshot::objects::SnapshotObjects;
+use crate::snapshot::partition_image::{self, PartitionCut};
+use crate::snapshot::policy::SnapshotSettings;
+
+/// Ticks between checks of which groups are due for a snapshot or a compaction.
+pub const SNAPSHOT_CHECK_EVERY_TICKS: u64 = 20;
+/// A leader that sent a snapshot this many times without the follower taking it takes a new
+/// one (which uploads again any object a follower found corrupt and deleted).
+pub const SENDS_BEFORE_NEW_SNAPSHOT: u32 = 30;
+
+/// What the background snapshot work reports back to the Raft loop.
+pub(crate) enum SnapshotEvent {
+    Uploaded {
+        group: u64,
+        manifest: Vec<u8>,
+    },
+    UploadFailed {
+        group: u64,
+        error: String,
+    },
+    Staged {
+        group: u64,
+        result: Result<Box<Staged>, String>,
+    },
+    MetadataCheckpointed {
+        index: u64,
+        result: Result<(), String>,
+    },
+}
+
+/// A snapshot downloaded and checked, ready to install.
+pub(crate) enum Staged {
+    Partition {
+        manifest: Manifest,
+        encoded: Vec<u8>,
+        directory: PathBuf,
+    },
+    Metadata {
+        manifest: Manifest,
+        encoded: Vec<u8>,
+        checkpoint: MetadataCheckpoint,
+    },
+}
+
+impl Staged {
+    fn index(&self) -> u64 {
+        match self {
+            Staged::Partition { manifest, .. } | Staged::Metadata { manifest, .. } => {
+                manifest.index
+            }
+        }
+    }
+
+    fn raft_snapshot(&self) -> Snapshot {
+        match self {
+            Staged::Partition {
+                manifest, encoded, ..
+            }
+            | Staged::Metadata {
+                manifest, encoded, ..
+            } => raft_snapshot(manifest, encoded.clone()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct GroupSnapshots {
+    /// Index of the snapshot recorded in the Raft store (0: none).
+    recorded_index: u64,
+    recorded_at: Option<Instant>,
+    /// Entry bytes applied since the last snapshot was cut.
+    applied_bytes: u64,
+    uploading: bool,
+    fetching: bool,
+    staged: Option<Staged>,
+    /// The leader's snapshot message, held until its snapshot is staged.
+    held: Option<Message>,
+    /// Snapshot messages sent for this group since its last snapshot.
+    sends: u32,
+}
+
+pub(crate) struct SnapshotDriver {
+    pub settings: SnapshotSettings,
+    pub objects: SnapshotObjects,
+    pub runtime: tokio::runtime::Handle,
+    pub commands: flume::Sender<Command>,
+    pub data_dir: PathBuf,
+    started: Instant,
+    groups: HashMap<u64, GroupSnapshots>,
+    /// Uploads and downloads in the background now.
+    running: u64,
+    metadata_checkpoint_index: u64,
+    metadata_checkpointing: bool,
+    /// A metadata snapshot was installed: local replicas must follow the new catalog.
+    pub reconcile_replicas: bool,
+}
+
+impl SnapshotDriver {
+    pub fn new(
+        settings: SnapshotSettings,
+        objects: SnapshotObjects,
+        runtime: tokio::runtime::Handle,
+        commands: flume::Sender<Command>,
+        data_dir: PathBuf,
+    ) -> SnapshotDriver {
+        SnapshotDriver {
+            settings,
+            objects,
+            runtime,
+            commands,
+            data_dir,
+            started: Instant::now(),
+            groups: HashMap::new(),
+            running: 0,
+            metadata_checkpoint_index: 0,
+            metadata_checkpointing: false,
+            reconcile_replicas: false,
+        }
+    }
+
+    /// Counts applied entry bytes towards the group's byte threshold.
+    pub fn note_applied(&mut self, group: u64, bytes: u64) {
+        self.groups.entry(group).or_default().applied_bytes += bytes;
+    }
+
+    fn staging_directory(&self, group: u64) -> PathBuf {
+        self.data_dir
+            .join("snapshot-staging")
+            .join(format!("g{group}"))
+    }
+
+    fn can_start_work(&self) -> bool {
+        self.running < self.settings.max_concurrent
+    }
+
+    fn is_due(&self, state: &GroupSnapshots, last_index: u64, applied: u64) -> bool {
+        if state.sends >= SENDS_BEFORE_NEW_SNAPSHOT && applied >= last_index && applied > 0 {
+            return true;
+        }
+        if applied <= last_index {
+            return false;
+        }
+        let since = state.recorded_at.unwrap_or(self.started).elapsed();
+        // Only data counts: the records of earlier snapshots alone never make one due.
+        state.applied_bytes > 0
+            && (applied - last_index >= self.settings.log_threshold_entries
+                || state.applied_bytes >= self.settings.log_threshold_bytes
+                || since.as_secs() >= self.settings.time_threshold_secs)
+    }
+}
+
+/// raft-rs's snapshot for a manifest: its index, term and voters, the manifest as data.
+pub fn raft_snapshot(manifest: &Manifest, encoded: Vec<u8>) -> Snapshot {
+    let mut snapshot = Snapshot {
+        data: encoded.into(),
+        ..Snapshot::default()
+    };
+    let metadata = snapshot.mut_metadata();
+    metadata.index = manifest.index;
+    metadata.term = manifest.term;
+    metadata.set_conf_state(ConfState::from((manifest.voters.clone(), vec![])));
+    snapshot
+}
+
+impl RaftLoop {
+    fn snapshot_state(&mut self, group: u64) -> &mut GroupSnapshots {
+        let multi = &self.multi;
+        self.snapshots.groups.entry(group).or_insert_with(|| {
+            let recorded_index = multi
+                .recorded_snapshot(group)
+                .ok()
+                .flatten()
+                .map_or(0, |snapshot| snapshot.get_metadata().index);
+            GroupSnapshots {
+                recorded_index,
+                ..GroupSnapshots::default()
+            }
+        })
+    }
+
+    /// Every few ticks: compact what may be compacted, start the snapshots that are due.
+    pub(super) fn snapshot_turn(&mut self) {
+        if !self.snapshots.settings.enabled {
+            return;
+        }
+        let groups: Vec<u64> = self.multi.group_ids().collect();
+        for group in groups {
+            self.compact_group(group);
+            let Some(status) = self.multi.status(group) else {
+                continue;
+            };
+            let metadata_index = self.snapshots.metadata_checkpoint_index;
+            let state = self.snapshot_state(group);
+            let (recorded, uploading) = (state.recorded_index, state.uploading);
+            let state = self.snapshots.groups.get(&group).expect("just created");
+            if group == METADATA_GROUP_ID {
+                let due = self.snapshots.is_due(state, metadata_index, status.applied);
+                if due && !self.snapshots.metadata_checkpointing {
+                    self.checkpoint_metadata(status.applied, status.role == StateRole::Leader);
+                }
+                continue;
+            }
+            let due = self.snapshots.is_due(state, recorded, status.applied);
+            if due
+                && status.role == StateRole::Leader
+                && !uploading
+                && self.snapshots.can_start_work()
+            {
+                self.take_partition_snapshot(group, status.applied);
+            }
+        }
+        metrics::gauge!("chronik_raft_log_bytes").set(self.multi.store_used_bytes() as f64);
+    }
+
+    fn take_partition_snapshot(&mut self, group: u64, index: u64) {
+        let Some(partition) = self.replicas.get(group) else {
+            return;
+        };
+        let Some(term) = self.multi.term_of(group, index) else {
+            return;
+        };
+        let cut = PartitionCut {
+            group,
+            index,
+            term,
+            voters: self.multi.voters(group),
+            log_start_offset: partition.log_start_offset(),
+            log_end_offset: partition.log_end_offset(),
+        };
+        let previous = self
+            .multi
+            .recorded_snapshot(group)
+            .ok()
+            .flatten()
+            .and_then(|snapshot| Manifest::decode(&snapshot.data).ok());
+        let state = self.snapshot_state(group);
+        state.uploading = true;
+        state.applied_bytes = 0;
+        self.snapshots.running += 1;
+        let objects = self.snapshots.objects.clone();
+        let compression = self.snapshots.settings.compression;
+        let commands = self.snapshots.commands.clone();
+        let node_id = self.node_id;
+        self.snapshots.runtime.spawn(async move {
+            let started = Instant::now();
+            let result = async {
+                let existing = partition_image::existing_chunks(&objects, group).await?;
+                let (manifest, uploaded_bytes) = partition_image::upload_chunks(
+                    &objects,
+                    partition,
+                    &cut,
+                    previous.as_ref(),
+                    &existing,
+                    compression,
+                    node_id,
+                )
+                .await?;
+                let encoded = manifest.encode();
+                objects.put(&manifest.key(), encoded.clone().into()).await?;
+                Ok::<_, SnapshotError>((encoded, uploaded_bytes + manifest_len(&manifest)))
+            }
+            .await;
+            let event = finish_upload(group, "partition", started, result);
+            let _ = commands.send_async(Command::Snapshot(event)).await;
+        });
+    }
+
+    /// Writes the local metadata checkpoint at `index`; the leader also uploads it.
+    fn checkpoint_metadata(&mut self, index: u64, upload: bool) {
+        let Some(term) = self.multi.term_of(METADATA_GROUP_ID, index) else {
+            return;
+        };
+        let checkpoint = MetadataCheckpoint {
+            index,
+            term,
+            image: MetadataImage {
+                catalog: self.catalog.export(),
+                offsets: self.offsets.export_events(),
+            },
+        };
+        let voters = self.multi.voters(METADATA_GROUP_ID);
+        let state = self.snapshot_state(METADATA_GROUP_ID);
+        state.applied_bytes = 0;
+        let upload = upload && !state.uploading;
+        if upload {
+            state.uploading = true;
+            state.recorded_at = Some(Instant::now());
+        }
+        self.snapshots.metadata_checkpointing = true;
+        let objects = self.snapshots.objects.clone();
+        let compression = self.snapshots.settings.compression;
+        let commands = self.snapshots.commands.clone();
+        let directory = self.snapshots.data_dir.clone();
+        let node_id = self.node_id;
+        self.snapshots.runtime.spawn(async move {
+            let local = checkpoint.clone();
+            let written = tokio::task::spawn_blocking(move || local.write(&directory))
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|result| result.map_err(|error| error.to_string()));
+            let failed = written.is_err();
+            let event = SnapshotEvent::MetadataCheckpointed {
+                index,
+                result: written,
+            };
+            let _ = commands.send_async(Command::Snapshot(event)).await;
+            if !upload {
+                return;
+            }
+            let started = Instant::now();
+            let result = if failed {
+                Err(SnapshotError::Task("the local checkpoint failed".into()))
+            } else {
+                async {
+                    let (manifest, bytes) = metadata_image::upload(
+                        &objects,
+                        &checkpoint,
+                        METADATA_GROUP_ID,
+                        voters,
+                        compression,
+                        node_id,
+                    )
+                    .await?;
+                    let encoded = manifest.encode();
+                    objects.put(&manifest.key(), encoded.clone().into()).await?;
+                    Ok((encoded, bytes + manifest_len(&manifest)))
+                }
+                .await
+            };
+            let event = finish_upload(METADATA_GROUP_ID, "metadata", started, result);
+            let _ = commands.send_async(Command::Snapshot(event)).await;
+        });
+    }
+
+    pub(super) fn on_snapshot_event(&mut self, event: SnapshotEvent) {
+        match event {
+            SnapshotEvent::Uploaded { group, manifest } => {
+                self.finish_work(group);
+                if group != METADATA_GROUP_ID {
+                    self.snapshots.running = self.snapshots.running.saturating_sub(1);
+                }
+                self.propose_snapshot_record(group, manifest);
+            }
+            SnapshotEvent::UploadFailed { group, error } => {
+                self.finish_work(group);
+                if group != METADATA_GROUP_ID {
+                    self.snapshots.running = self.snapshots.running.saturating_sub(1);
+                }
+                error!(group, %error, "snapshot failed; the log is kept until the next one");
+            }
+            SnapshotEvent::MetadataCheckpointed { index, result } => {
+                self.snapshots.metadata_checkpointing = false;
+                match result {
+                    Ok(()) => {
+                        let current = self.snapshots.metadata_checkpoint_index;
+                        self.snapshots.metadata_checkpoint_index = current.max(index);
+                    }
+                    Err(error) => {
+                        metrics::counter!("chronik_snapshots_failed_total", "kind" => "metadata")
+                            .increment(1);
+                        error!(%error, "writing the metadata checkpoint failed");
+                    }
+                }
+            }
+            SnapshotEvent::Staged { group, result } => self.on_staged(group, result),
+        }
+    }
+
+    fn finish_work(&mut self, group: u64) {
+        let state = self.snapshot_state(group);
+        state.uploading = false;
+        state.sends = 0;
+    }
+
+    fn propose_snapshot_record(&mut self, group: u64, manifest: Vec<u8>) {
+        let header = super::entry::EntryHeader {
+            kind: super::entry::EntryKind::SnapshotTaken,
+            origin_node: self.node_id,
+            proposal_id: 0,
+        };
+        let data = super::entry::encode(header, &manifest);
+        if let Err(error) = self.multi.propose(group, data) {
+            // Leadership moved during the upload: the snapshot is in the store all the same
+            // (replicas are identical), the new leader records its own.
+            info!(group, %error, "snapshot written but not recorded");
+        }
+    }
+
+    /// A committed `SnapshotTaken` entry: record the snapshot, compact, and (on the node that
+    /// proposed it) apply retention.
+    pub(super) fn apply_snapshot_record(&mut self, group: u64, body: &[u8], proposed_here: bool) {
+        let manifest = match Manifest::decode(body) {
+            Ok(manifest) => manifest,
+            Err(decode_error) => {
+                error!(group, %decode_error, "snapshot record is undecodable; ignored");
+                return;
+            }
+        };
+        let index = manifest.index;
+        let recorded = self.snapshot_state(group).recorded_index;
+        if index >= recorded {
+            let snapshot = raft_snapshot(&manifest, body.to_vec());
+            if let Err(store_error) = self.multi.record_snapshot(group, snapshot) {
+                error!(group, %store_error, "could not record a snapshot");
+                return;
+            }
+            let state = self.snapshot_state(group);
+            state.recorded_index = index;
+            state.recorded_at = Some(Instant::now());
+            state.sends = 0;
+            if !proposed_here {
+                state.applied_bytes = 0;
+            }
+            let labels = [("group", group.to_string())];
+            metrics::gauge!("chronik_snapshot_last_index", &labels).set(index as f64);
+            metrics::gauge!("chronik_snapshot_last_unix_ms", &labels)
+                .set(manifest.taken_unix_ms as f64);
+        }
+        self.compact_group(group);
+        if proposed_here {
+            let objects = self.snapshots.objects.clone();
+            let keep = self.snapshots.settings.retention_count;
+            self.snapshots.runtime.spawn(async move {
+                if let Err(error) = enforce_retention(&objects, group, keep).await {
+                    warn!(group, %error, "snapshot retention failed; retried after the next snapshot");
+                }
+            });
+        }
+    }
+
+    /// Compacts `group`'s log up to its recorded snapshot, but never past what its state
+    /// machine has made durable here.
+    fn compact_group(&mut self, group: u64) {
+        let recorded = self.snapshot_state(group).recorded_index;
+        let durable = if group == METADATA_GROUP_ID {
+            self.snapshots.metadata_checkpoint_index
+        } else {
+            self.replicas
+                .get(group)
+                .map_or(0, |partition| partition.checkpointed_index())
+        };
+        let target = recorded.min(durable);
+        let Some(status) = self.multi.status(group) else {
+            return;
+        };
+        if target > status.truncated_index {
+            if let Err(store_error) = self.multi.compact(group, target) {
+                warn!(group, %store_error, "raft log compaction failed");
+            }
+        }
+    }
+
+    /// The leader sent a snapshot message: count it (see [`SENDS_BEFORE_NEW_SNAPSHOT`]).
+    pub(super) fn on_snapshot_sent(&mut self, group: u64, to: u64) {
+        self.multi.report_snapshot_sent(group, to);
+        self.snapshot_state(group).sends += 1;
+        metrics::counter!("chronik_snapshots_sent_total").increment(1);
+    }
+
+    /// A snapshot message from the leader: stepped once its snapshot is staged here; until
+    /// then held, and the staging started.
+    pub(super) fn on_snapshot_message(&mut self, group: u64, message: Message) {
+        if !self.multi.has_group(group) {
+            return;
+        }
+        let encoded = message.get_snapshot().get_data().to_vec();
+        let manifest = match Manifest::decode(&encoded) {
+            Ok(manifest) => manifest,
+            Err(decode_error) => {
+                warn!(group, %decode_error, "snapshot message with an undecodable manifest dropped");
+                return;
+            }
+        };
+        let can_start = self.snapshots.can_start_work();
+        let directory = self.snapshots.staging_directory(group);
+        let state = self.snapshot_state(group);
+        if state
+            .staged
+            .as_ref()
+            .is_some_and(|staged| staged.index() == manifest.index)
+        {
+            self.multi.step(group, message);
+            return;
+        }
+        state.held = Some(message);
+        if state.fetching || !can_start {
+            return;
+        }
+        state.fetching = true;
+        self.snapshots.running += 1;
+        info!(
+            group,
+            index = manifest.index,
+            "fetching a snapshot from the object store"
+        );
+        let objects = self.snapshots.objects.clone();
+        let commands = self.snapshots.commands.clone();
+        self.snapshots.runtime.spawn(async move {
+            let started = Instant::now();
+            let result = stage_with_fallback(&objects, manifest, encoded, &directory).await;
+            let kind = if group == METADATA_GROUP_ID {
+                "metadata"
+            } else {
+                "partition"
+            };
+            if result.is_ok() {
+                metrics::histogram!("chronik_snapshot_fetch_seconds", "kind" => kind)
+                    .record(started.elapsed().as_secs_f64());
+            } else {
+                metrics::counter!("chronik_snapshots_failed_total", "kind" => kind).increment(1);
+            }
+            let event = SnapshotEvent::Staged {
+                group,
+                result: result.map(Box::new).map_err(|error| error.to_string()),
+            };
+            let _ = commands.send_async(Command::Snapshot(event)).await;
+        });
+    }
+
+    fn on_staged(&mut self, group: u64, result: Result<Box<Staged>, String>) {
+        self.snapshots.running = self.snapshots.running.saturating_sub(1);
+        let state = self.snapshot_state(group);
+        state.fetching = false;
+        match result {
+            Ok(staged) => {
+                let held = state.held.take();
+                let snapshot = staged.raft_snapshot();
+                state.staged = Some(*staged);
+                if let Some(mut message) = held {
+                    if message.get_snapshot().get_metadata().index != snapshot.get_metadata().index
+                    {
+                        // An older snapshot stood in for a bad one: the follower installs it
+                        // and takes the rest of the log from the leader.
+                        message.set_snapshot(snapshot);
+                    }
+                    self.multi.step(group, message);
+                }
+            }
+            Err(error) => {
+                error!(group, %error, "no usable snapshot: waiting for the leader to send one again");
+            }
+        }
+    }
+
+    /// Opens the local replica of `topic`'s partition `index` and starts its group. On an
+    /// empty disk, or when the replica is behind its compacted log, its data comes from the
+    /// group's newest usable snapshot in the object store first. Blocking I/O.
+    pub(super) fn open_local_replica(&mut self, topic: &TopicSpec, index: i32) {
+        let assignment = &topic.assignments[index as usize];
+        let group = assignment.group_id;
+        let voters: Vec<u64> = assignment.replicas.iter().map(|id| *id as u64).collect();
+        let (partition, mut applied) = match (self.opener)(topic, index) {
+            Ok(opened) => opened,
+            Err(open_error) => {
+                error!(topic = %topic.name, index, %open_error, "could not open a partition replica");
+                return;
+            }
+        };
+        self.replicas.insert(partition.clone());
+        match self.restore_if_needed(group, &partition, applied) {
+            Ok(Some(restored)) => applied = restored,
+            Ok(None) => {}
+            Err(restore_error) => {
+                error!(topic = %topic.name, index, %restore_error, "the replica is behind its compacted raft log and no snapshot could be restored; the group is not started here");
+                return;
+            }
+        }
+        if let Err(raft_error) = self.multi.create_group(group, &voters, applied) {
+            error!(group, %raft_error, "could not start the partition's raft group");
+            return;
+        }
+        if voters == [self.node_id] {
+            self.multi.campaign(group);
+        }
+    }
+
+    /// Returns the applied index after a restore, `None` when none was needed.
+    fn restore_if_needed(
+        &mut self,
+        group: u64,
+        partition: &Arc<crate::partition::Partition>,
+        applied: u64,
+    ) -> Result<Option<u64>, SnapshotError> {
+        let pristine = self.multi.is_pristine(group).unwrap_or(false);
+        let truncated = self.multi.truncated_index(group).unwrap_or(0);
+        let needed = if pristine {
+            applied == 0
+        } else {
+            applied < truncated
+        };
+        if !needed {
+            return Ok(None);
+        }
+        let directory = self.snapshots.staging_directory(group);
+        let objects = self.snapshots.objects.clone();
+        let staged = self
+            .snapshots
+            .runtime
+            .block_on(stage_newest(&objects, group, truncated, &directory))?;
+        let Some(Staged::Partition {
+            manifest,
+            encoded,
+            directory,
+        }) = staged
+        else {
+            if pristine {
+                return Ok(None);
+            }
+            return Err(SnapshotError::Task(format!(
+                "no snapshot of group {group} at or after index {truncated} in {}",
+                self.snapshots.objects.describe()
+            )));
+        };
+        let topic = self
+            .catalog
+            .topic(&partition.topic)
+            .ok_or(SnapshotError::WrongKind { group })?;
+        partition.retire();
+        swap_in(partition.directory(), &directory)?;
+        let (reopened, reopened_applied) = (self.opener)(&topic, partition.index)
+            .map_err(|error| SnapshotError::Task(error.to_string()))?;
+        self.replicas.insert(reopened);
+        if pristine {
+            self.multi
+                .restore_group(group, raft_snapshot(&manifest, encoded))
+                .map_err(|error| SnapshotError::Task(error.to_string()))?;
+        }
+        info!(
+            group,
+            index = manifest.index,
+            "replica restored from the object store"
+        );
+        Ok(Some(reopened_applied))
+    }
+
+    /// At start-up: the metadata state from the local checkpoint, or on an empty disk from
+    /// the newest metadata snapshot in the object store. Returns the index it reflects.
+    pub(super) fn restore_metadata(&mut self) -> anyhow::Result<u64> {
+        let directory = self.snapshots.data_dir.clone();
+        if let Some(checkpoint) = MetadataCheckpoint::read(&directory)? {
+            self.catalog.restore(checkpoint.image.catalog);
+            self.offsets.restore_replicated(&checkpoint.image.offsets);
+            self.snapshots.metadata_checkpoint_index = checkpoint.index;
+            info!(
+                index = checkpoint.index,
+                "metadata restored from the local checkpoint"
+            );
+            return Ok(checkpoint.index);
+        }
+        let pristine = self.multi.is_pristine(METADATA_GROUP_ID)?;
+        if !pristine || !self.snapshots.settings.enabled {
+            anyhow::ensure!(
+                !self.snapshots.settings.require_restore,
+                "--restore needs an empty data directory and snapshots enabled"
+            );
+            return Ok(0);
+        }
+        let objects = self.snapshots.objects.clone();
+        let staged = self.snapshots.runtime.block_on(stage_newest(
+            &objects,
+            METADATA_GROUP_ID,
+            0,
+            &self.snapshots.staging_directory(METADATA_GROUP_ID),
+        ))?;
+        let Some(Staged::Metadata {
+            manifest,
+            encoded,
+            checkpoint,
+        }) = staged
+        else {
+            anyhow::ensure!(
+                !self.snapshots.settings.require_restore,
+                "--restore: the object store {} holds no metadata snapshot",
+                objects.describe()
+            );
+            return Ok(0);
+        };
+        checkpoint.write(&directory)?;
+        self.catalog.restore(checkpoint.image.catalog.clone());
+        self.offsets.restore_replicated(&checkpoint.image.offsets);
+        self.snapshots.metadata_checkpoint_index = checkpoint.index;
+        self.multi
+            .restore_group(METADATA_GROUP_ID, raft_snapshot(&manifest, encoded))?;
+        info!(
+            index = checkpoint.index,
+            store = %objects.describe(),
+            "metadata restored from the object store"
+        );
+        Ok(checkpoint.index)
+    }
+
+    /// Opens replicas the catalog assigns here that are not open, and drops those of groups
+    /// the catalog no longer has (after a metadata snapshot replaced the catalog).
+    pub(super) fn reconcile_replicas(&mut self) {
+        let topics = self.catalog.topics();
+        let mut wanted = std::collections::HashSet::new();
+        for topic in &topics {
+            for (index, assignment) in topic.assignments.iter().enumerate() {
+                if !assignment.replicas.contains(&(self.node_id as i32)) {
+                    continue;
+                }
+                wanted.insert(assignment.group_id);
+                if !self.multi.has_group(assignment.group_id) {
+                    self.open_local_replica(topic, index as i32);
+                }
+            }
+        }
+        let stale: Vec<u64> = self
+            .multi
+            .group_ids()
+            .filter(|group| *group != METADATA_GROUP_ID && !wanted.contains(group))
+            .collect();
+        for group in stale {
+            if let Some(partition) = self.replicas.remove(group) {
+                partition.delete_files();
+            }
+            if let Err(store_error) = self.multi.remove_group(group) {
+                warn!(group, %store_error, "could not drop a deleted partition's raft log");
+            }
+        }
+    }
+}
+
+/// Installs staged snapshots from inside the ready round (see `MultiRaft::handle_ready`).
+pub(super) struct Installer<'a> {
+    pub snapshots: &'a mut SnapshotDriver,
+    pub replicas: &'a LocalReplicas,
+    pub catalog: &'a Catalog,
+    pub offsets: &'a OffsetStore,
+    pub opener: &'a PartitionOpener,
+}
+
+impl Installer<'_> {
+    pub fn install(&mut self, group: u64, snapshot: &Snapshot) -> Result<(), String> {
+        let started = Instant::now();
+        let index = snapshot.get_metadata().index;
+        let state = self.snapshots.groups.entry(group).or_default();
+        let staged = match state.staged.take() {
+            Some(staged) if staged.index() == index => staged,
+            _ => return Err(format!("no snapshot at index {index} is staged")),
+        };
+        state.recorded_index = state.recorded_index.max(index);
+        let kind = match staged {
+            Staged::Partition { directory, .. } => {
+                let old = self
+                    .replicas
+                    .get(group)
+                    .ok_or_else(|| "no local replica to replace".to_string())?;
+                let topic = self
+                    .catalog
+                    .topic(&old.topic)
+                    .ok_or_else(|| format!("topic {} is not in the catalog", old.topic))?;
+                old.retire();
+                swap_in(old.directory(), &directory).map_err(|error| error.to_string())?;
+                let (partition, _) =
+                    (self.opener)(&topic, old.index).map_err(|error| error.to_string())?;
+                partition.publish_high_watermark();
+                self.replicas.insert(partition);
+                "partition"
+            }
+            Staged::Metadata { checkpoint, .. } => {
+                checkpoint
+                    .write(&self.snapshots.data_dir)
+                    .map_err(|error| error.to_string())?;
+                self.catalog.restore(checkpoint.image.catalog);
+                self.offsets.restore_replicated(&checkpoint.image.offsets);
+                self.snapshots.metadata_checkpoint_index = checkpoint.index;
+                self.snapshots.reconcile_replicas = true;
+                "metadata"
+            }
+        };
+        metrics::counter!("chronik_snapshots_installed_total", "kind" => kind).increment(1);
+        metrics::histogram!("chronik_snapshot_install_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        info!(group, index, "snapshot installed");
+        Ok(())
+    }
+}
+
+fn manifest_len(manifest: &Manifest) -> u64 {
+    manifest.encode().len() as u64
+}
+
+fn finish_upload(
+    group: u64,
+    kind: &'static str,
+    started: Instant,
+    result: Result<(Vec<u8>, u64), SnapshotError>,
+) -> SnapshotEvent {
+    match result {
+        Ok((manifest, uploaded_bytes)) => {
+            metrics::counter!("chronik_snapshots_taken_total", "kind" => kind).increment(1);
+            metrics::counter!("chronik_snapshot_uploaded_bytes_total", "kind" => kind)
+                .increment(uploaded_bytes);
+            metrics::histogram!("chronik_snapshot_upload_seconds", "kind" => kind)
+                .record(started.elapsed().as_secs_f64());
+            SnapshotEvent::Uploaded { group, manifest }
+        }
+        Err(error) => {
+            metrics::counter!("chronik_snapshots_failed_total", "kind" => kind).increment(1);
+            SnapshotEvent::UploadFailed {
+                group,
+                error: error.to_string(),
+            }
+        }
+    }
+}
+
+/// Stages the snapshot a leader sent; when it fails its checks, the newest older one that
+/// passes them.
+async fn stage_with_fallback(
+    objects: &SnapshotObjects,
+    manifest: Manifest,
+    encoded: Vec<u8>,
+    directory: &Path,
+) -> Result<Staged, SnapshotError> {
+    let group = manifest.group;
+    let index = manifest.index;
+    match stage(objects, manifest, encoded, directory).await {
+        Ok(staged) => Ok(staged),
+        Err(first_error) => {
+            error!(group, index, %first_error, "snapshot unusable; trying older snapshots of the group");
+            match stage_newest_below(objects, group, 0, Some(index), directory).await? {
+                Some(staged) => Ok(staged),
+                None => Err(first_error),
+            }
+        }
+    }
+}
+
+/// Stages the newest snapshot of `group` at or after `min_index` that passes its checks.
+async fn stage_newest(
+    objects: &SnapshotObjects,
+    group: u64,
+    min_index: u64,
+    directory: &Path,
+) -> Result<Option<Staged>, SnapshotError> {
+    stage_newest_below(objects, group, min_index, None, directory).await
+}
+
+async fn stage_newest_below(
+    objects: &SnapshotObjects,
+    group: u64,
+    min_index: u64,
+    below_index: Option<u64>,
+    directory: &Path,
+) -> Result<Option<Staged>, SnapshotError> {
+    let mut keys: Vec<(u64, String)> = objects
+        .list(&manifest::manifests_prefix(group))
+        .await?
+        .into_iter()
+        .filter_map(|object| Some((manifest::index_of_manifest_key(&object.key)?, object.key)))
+        .filter(|(index, _)| *index >= min_index && below_index.is_none_or(|below| *index < below))
+        .collect();
+    keys.sort_unstable();
+    for (_, key) in keys.into_iter().rev() {
+        let attempt = async {
+            let encoded = objects.get(&key).await?.to_vec();
+            let manifest =
+                Manifest::decode(&encoded).map_err(|source| SnapshotError::Manifest {
+                    key: key.clone(),
+                    source,
+                })?;
+            stage(objects, manifest, encoded, directory).await
+        };
+        match attempt.await {
+            Ok(staged) => return Ok(Some(staged)),
+            Err(error) => error!(group, %key, %error, "snapshot unusable; trying an older one"),
+        }
+    }
+    Ok(None)
+}
+
+async fn stage(
+    objects: &SnapshotObjects,
+    manifest: Manifest,
+    encoded: Vec<u8>,
+    directory: &Path,
+) -> Result<Staged, SnapshotError> {
+    match &manifest.content {
+        Content::Partition(_) => {
+            partition_image::stage(objects, &manifest, directory).await?;
+            Ok(Staged::Partition {
+                manifest,
+                encoded,
+                directory: directory.to_path_buf(),
+            })
+        }
+        Content::Metadata(_) => {
+            let checkpoint = metadata_image::fetch(objects, &manifest).await?;
+            Ok(Staged::Metadata {
+                manifest,
+                encoded,
+                checkpoint,
+            })
+        }
+    }
+}
+
+/// Replaces the directory `live` by `staged`: the old one is moved aside, the staged one
+/// renamed into place, the parent synced, the old one deleted.
+fn swap_in(live: &Path, staged: &Path) -> Result<(), SnapshotError> {
+    let aside = live.with_extension("replaced");
+    let _ = std::fs::remove_dir_all(&aside);
+    if live.exists() {
+        std::fs::rename(live, &aside).map_err(|error| SnapshotError::io(live, error))?;
+    }
+    if let Some(parent) = live.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| SnapshotError::io(parent, error))?;
+    }
+    std::fs::rename(staged, live).map_err(|error| SnapshotError::io(staged, error))?;
+    if let Some(parent) = live.parent() {
+        std::fs::File::open(parent)
+            .and_then(|directory| directory.sync_all())
+            .map_err(|error| SnapshotError::io(parent, error))?;
+    }
+    let _ = std::fs::remove_dir_all(&aside);
+    Ok(())
+}
+
+/// Keeps the newest `keep` snapshots of `group`; deletes older manifests, and the objects
+/// wholly below what the oldest kept snapshot covers. Objects an upload in progress may
+/// still reference (at or above the newest snapshot) are never touched.
+async fn enforce_retention(
+    objects: &SnapshotObjects,
+    group: u64,
+    keep: u64,
+) -> Result<(), SnapshotError> {
+    let mut manifests: Vec<(u64, String)> = objects
+        .list(&manifest::manifests_prefix(group))
+        .await?
+        .into_iter()
+        .filter_map(|object| Some((manifest::index_of_manifest_key(&object.key)?, object.key)))
+        .collect();
+    manifests.sort_unstable();
+    if manifests.len() as u64 <= keep {
+        return Ok(());
+    }
+    let split = manifests.len() - keep as usize;
+    let (expired, kept) = manifests.split_at(split);
+    let (oldest_index, oldest_key) = &kept[0];
+    let oldest = Manifest::decode(&objects.get(oldest_key).await?).map_err(|source| {
+        SnapshotError::Manifest {
+            key: oldest_key.clone(),
+            source,
+        }
+    })?;
+    let referenced: std::collections::HashSet<String> = kept_references(objects, kept).await?;
+    let first_kept_offset = match &oldest.content {
+        Content::Partition(content) => content
+            .chunks
+            .first()
+            .map_or(content.log_start_offset, |chunk| chunk.start_offset),
+        Content::Metadata(_) => i64::MAX,
+    };
+    let mut deleted = 0u64;
+    for object in objects.list(&manifest::group_prefix(group)).await? {
+        if referenced.contains(&object.key) || object.key.contains("/snapshots/") {
+            continue;
+        }
+        if object_is_below(&object.key, *oldest_index, first_kept_offset) {
+            objects.delete(&object.key).await?;
+            deleted += 1;
+        }
+    }
+    for (_, key) in expired {
+        objects.delete(key).await?;
+        deleted += 1;
+    }
+    metrics::counter!("chronik_snapshot_objects_deleted_total").increment(deleted);
+    Ok(())
+}
+
+async fn kept_references(
+    objects: &SnapshotObjects,
+    kept: &[(u64, String)],
+) -> Result<std::collections::HashSet<String>, SnapshotError> {
+    let mut referenced = std::collections::HashSet::new();
+    for (_, key) in kept {
+        let encoded = objects.get(key).await?;
+        let manifest = Manifest::decode(&encoded).map_err(|source| SnapshotError::Manifest {
+            key: key.clone(),
+            source,
+        })?;
+        referenced.extend(manifest.object_keys());
+    }
+    Ok(referenced)
+}
+
+/// A chunk ending at or below `first_kept_offset`, or a state object below `oldest_index`.
+fn object_is_below(key: &str, oldest_index: u64, first_kept_offset: i64) -> bool {
+    let name = key.rsplit('/').next().unwrap_or("");
+    let stem = name.split('.').next().unwrap_or("");
+    if key.contains("/chunks/") {
+        let end = stem
+            .split('-')
+            .nth(1)
+            .and_then(|end| end.parse::<i64>().ok());
+        end.is_some_and(|end| end <= first_kept_offset)
+    } else if key.contains("/state/") {
+        stem.parse::<u64>().is_ok_and(|index| index < oldest_index)
+    } else {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_objects_wholly_below_the_oldest_kept_snapshot_are_deleted() {
+        let chunk = manifest::chunk_key(7, 0, 100, "zst");
+        assert!(object_is_below(&chunk, 50, 100));
+        assert!(!object_is_below(&chunk, 50, 99));
+        let state = manifest::state_key(0, 40, "zst");
+        assert!(object_is_below(&state, 50, i64::MAX));
+        assert!(!object_is_below(&state, 40, i64::MAX));
+        assert!(!object_is_below(
+            &manifest::manifest_key(7, 1),
+            50,
+            i64::MAX
+        ));
+    }
+}

@@ -1,0 +1,349 @@
+//! Snapshots end to end, with real processes and rdkafka: logs are compacted, a follower
+//! behind its leader's compacted log installs a snapshot, a wiped node restores from the
+//! object store, a corrupt snapshot is detected and never served, and a cluster that lost
+//! every disk comes back from the object store with its data and committed offsets.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use support::kafka::{self, Acked};
+use support::BrokerProcess;
+
+const TOPIC: &str = "snapshotted";
+const PARTITIONS: i32 = 2;
+/// Snapshots every 100 entries or after 1 s with anything new: many snapshots in a short test.
+const SNAPSHOT_ENV: [(&str, &str); 2] = [
+    ("CHRONIK_SNAPSHOT_LOG_THRESHOLD", "100"),
+    ("CHRONIK_SNAPSHOT_TIME_THRESHOLD_SECS", "1"),
+];
+
+fn bootstrap(brokers: &[BrokerProcess]) -> String {
+    brokers
+        .iter()
+        .map(BrokerProcess::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn create_topic(bootstrap: &str) {
+    let admin: AdminClient<DefaultClientContext> = kafka::config(bootstrap).create().unwrap();
+    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3));
+    for result in admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        result.unwrap();
+    }
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    kafka::producer(
+        bootstrap,
+        &[
+            ("message.timeout.ms", "60000"),
+            ("request.timeout.ms", "5000"),
+            ("topic.metadata.refresh.interval.ms", "500"),
+        ],
+    )
+}
+
+/// `count` numbered messages from `first`, 512 bytes each, acknowledged by all in-sync
+/// replicas, in rounds so that each round becomes several Raft entries.
+async fn produce(producer: &FutureProducer, first: usize, count: usize) -> Vec<Acked> {
+    let mut acked = Vec::new();
+    for round in (first..first + count).collect::<Vec<_>>().chunks(50) {
+        let messages = round.iter().map(|sequence| {
+            (
+                format!("key-{sequence}"),
+                format!("{sequence:0>512}").into_bytes(),
+            )
+        });
+        acked.extend(kafka::produce_keyed(producer, TOPIC, messages).await);
+    }
+    acked
+}
+
+/// Every stored message of the topic, read from the beginning of each partition.
+fn read_everything(bootstrap: &str, expected: usize) -> Vec<Acked> {
+    let consumer = kafka::consumer(bootstrap, "snapshot-verifier", &[]);
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        assignment
+            .add_partition_offset(TOPIC, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    kafka::consume(&consumer, expected, Duration::from_secs(60))
+}
+
+/// Sum of a metric's samples on one node (all label sets), 0 when absent.
+fn metric(broker: &BrokerProcess, name: &str) -> f64 {
+    let Some(text) = broker.http_get("/metrics") else {
+        return 0.0;
+    };
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Per partition group on one node: (entries held in the Raft log, applied index).
+fn raft_log_of_partitions(broker: &BrokerProcess) -> Vec<(f64, f64)> {
+    let text = broker.http_get("/metrics").unwrap_or_default();
+    let sample = |name: &str| -> BTreeMap<String, f64> {
+        text.lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(TOPIC))
+            .filter_map(|line| {
+                let (labels, value) = line.rsplit_once(' ')?;
+                Some((labels[name.len()..].to_string(), value.parse().ok()?))
+            })
+            .collect()
+    };
+    let entries = sample("chronik_raft_log_entries");
+    let applied = sample("chronik_raft_applied_index");
+    entries
+        .iter()
+        .filter_map(|(labels, held)| Some((*held, *applied.get(labels)?)))
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Each partition's log as one byte string (its segments in offset order), per node.
+fn partition_contents(node: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut contents = BTreeMap::new();
+    let Ok(partitions) = std::fs::read_dir(node.join("partitions")) else {
+        return contents;
+    };
+    for partition in partitions {
+        let partition: PathBuf = partition.unwrap().path();
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(&partition)
+            .unwrap()
+            .map(|file| file.unwrap().path())
+            .filter(|file| file.extension().is_some_and(|extension| extension == "log"))
+            .collect();
+        segments.sort();
+        let bytes = segments
+            .iter()
+            .flat_map(|segment| std::fs::read(segment).unwrap())
+            .collect();
+        contents.insert(
+            partition
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            bytes,
+        );
+    }
+    contents
+}
+
+fn assert_replicas_identical(brokers: &[BrokerProcess]) {
+    wait_until(
+        "every replica holds the same log",
+        Duration::from_secs(30),
+        || {
+            let contents: Vec<_> = brokers
+                .iter()
+                .map(|broker| partition_contents(&broker.data_dir))
+                .collect();
+            !contents[0].is_empty() && contents.windows(2).all(|pair| pair[0] == pair[1])
+        },
+    );
+}
+
+fn object_store(directory: &Path) -> PathBuf {
+    directory.join("object-store")
+}
+
+/// Chunk objects in the store, newest (highest end offset) last within each group.
+fn chunk_objects(store: &Path) -> Vec<PathBuf> {
+    let mut chunks = Vec::new();
+    let Ok(groups) = std::fs::read_dir(store.join("groups")) else {
+        return chunks;
+    };
+    for group in groups {
+        let directory = group.unwrap().path().join("chunks");
+        if let Ok(files) = std::fs::read_dir(&directory) {
+            let mut files: Vec<PathBuf> = files.map(|file| file.unwrap().path()).collect();
+            files.sort();
+            chunks.extend(files);
+        }
+    }
+    chunks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &SNAPSHOT_ENV);
+    let bootstrap = bootstrap(&brokers);
+    create_topic(&bootstrap).await;
+    let producer = producer(&bootstrap);
+    let mut acked = produce(&producer, 0, 1000).await;
+    brokers[2].kill();
+    acked.extend(produce(&producer, 1000, 3000).await);
+    wait_until(
+        "the live nodes compacted their logs past what node 3 holds",
+        Duration::from_secs(30),
+        || {
+            brokers[..2].iter().all(|broker| {
+                let groups = raft_log_of_partitions(broker);
+                groups.len() == PARTITIONS as usize
+                    && groups.iter().all(|(held, applied)| held < &(applied / 2.0))
+            })
+        },
+    );
+    brokers[2].restart();
+    acked.extend(produce(&producer, 4000, 500).await);
+    wait_until(
+        "node 3 installed snapshots sent by its leaders",
+        Duration::from_secs(60),
+        || metric(&brokers[2], "chronik_snapshots_installed_total") >= 1.0,
+    );
+    assert_replicas_identical(&brokers);
+    let consumed = read_everything(&bootstrap, acked.len());
+    kafka::assert_exactly_once_in_order(&acked, &consumed);
+    let taken: f64 = brokers
+        .iter()
+        .map(|broker| metric(broker, "chronik_snapshots_taken_total"))
+        .sum();
+    assert!(taken >= 2.0, "snapshots were taken ({taken})");
+    assert_eq!(
+        brokers
+            .iter()
+            .map(|broker| metric(broker, "chronik_snapshots_failed_total"))
+            .sum::<f64>(),
+        0.0,
+        "no snapshot failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_restores_from_the_object_store_and_catches_up() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &SNAPSHOT_ENV);
+    let bootstrap = bootstrap(&brokers);
+    create_topic(&bootstrap).await;
+    let producer = producer(&bootstrap);
+    let mut acked = produce(&producer, 0, 2000).await;
+    wait_until("snapshots exist", Duration::from_secs(30), || {
+        !chunk_objects(&object_store(directory.path())).is_empty()
+    });
+    brokers[1].kill();
+    std::fs::remove_dir_all(&brokers[1].data_dir).unwrap();
+    brokers[1].restart();
+    acked.extend(produce(&producer, 2000, 500).await);
+    assert_replicas_identical(&brokers);
+    assert!(
+        brokers[1]
+            .log()
+            .contains("replica restored from the object store"),
+        "the wiped node restored its replicas from snapshots"
+    );
+    let consumed = read_everything(&bootstrap, acked.len());
+    kafka::assert_exactly_once_in_order(&acked, &consumed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_snapshot_is_detected_and_never_served() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &SNAPSHOT_ENV);
+    let bootstrap = bootstrap(&brokers);
+    create_topic(&bootstrap).await;
+    let producer = producer(&bootstrap);
+    let mut acked = produce(&producer, 0, 2000).await;
+    brokers[2].kill();
+    std::fs::remove_dir_all(&brokers[2].data_dir).unwrap();
+    acked.extend(produce(&producer, 2000, 1000).await);
+    let store = object_store(directory.path());
+    wait_until("snapshots exist", Duration::from_secs(30), || {
+        !chunk_objects(&store).is_empty()
+    });
+    // Damage every chunk: one flipped byte in the middle of each.
+    let damaged = chunk_objects(&store);
+    for chunk in &damaged {
+        let mut bytes = std::fs::read(chunk).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x55;
+        std::fs::write(chunk, &bytes).unwrap();
+    }
+    brokers[2].restart();
+    acked.extend(produce(&producer, 3000, 500).await);
+    assert_replicas_identical(&brokers);
+    let log = brokers[2].log();
+    assert!(
+        log.contains("is corrupt"),
+        "the damage was detected and reported"
+    );
+    let consumed = read_everything(&bootstrap, acked.len());
+    kafka::assert_exactly_once_in_order(&acked, &consumed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_lost_every_disk_comes_back_from_the_object_store() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &SNAPSHOT_ENV);
+    let bootstrap = bootstrap(&brokers);
+    create_topic(&bootstrap).await;
+    let producer = producer(&bootstrap);
+    let acked = produce(&producer, 0, 1500).await;
+    drop(producer);
+    let consumer: BaseConsumer = kafka::consumer(&bootstrap, "survivors", &[]);
+    let mut committed = TopicPartitionList::new();
+    committed
+        .add_partition_offset(TOPIC, 0, Offset::Offset(123))
+        .unwrap();
+    committed
+        .add_partition_offset(TOPIC, 1, Offset::Offset(45))
+        .unwrap();
+    consumer.commit(&committed, CommitMode::Sync).unwrap();
+    drop(consumer);
+    // Nothing is written from here on: after the time threshold every group's last snapshot
+    // holds everything committed.
+    std::thread::sleep(Duration::from_secs(5));
+    for broker in &mut brokers {
+        broker.kill();
+        std::fs::remove_dir_all(&broker.data_dir).unwrap();
+    }
+    BrokerProcess::restart_together(&mut brokers, &[0, 1, 2]);
+    for broker in &brokers {
+        assert!(
+            broker
+                .log()
+                .contains("metadata restored from the object store"),
+            "node {} restored the catalog",
+            broker.node_id
+        );
+    }
+    let consumed = read_everything(&bootstrap, acked.len());
+    kafka::assert_exactly_once_in_order(&acked, &consumed);
+    let consumer: BaseConsumer = kafka::consumer(&bootstrap, "survivors", &[]);
+    let mut asked = TopicPartitionList::new();
+    asked.add_partition(TOPIC, 0);
+    asked.add_partition(TOPIC, 1);
+    let offsets = consumer
+        .committed_offsets(asked, Duration::from_secs(20))
+        .unwrap();
+    let found: Vec<Offset> = offsets.elements().iter().map(|e| e.offset()).collect();
+    assert_eq!(found, vec![Offset::Offset(123), Offset::Offset(45)]);
+}
