@@ -472,6 +472,7 @@ impl RaftLoop {
 
     /// Per group: role, term, commit and applied index; for leaders, each follower's lag.
     fn publish_metrics(&self) {
+        metrics::gauge!("chronik_raft_log_bytes").set(self.multi.store_used_bytes() as f64);
         for group in self.multi.group_ids() {
             let Some(status) = self.multi.status(group) else {
                 continue;

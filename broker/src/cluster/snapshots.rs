@@ -246,7 +246,6 @@ impl RaftLoop {
                 self.take_partition_snapshot(group, status.applied);
             }
         }
-        metrics::gauge!("chronik_raft_log_bytes").set(self.multi.store_used_bytes() as f64);
     }
 
     fn take_partition_snapshot(&mut self, group: u64, index: u64) {

@@ -117,6 +117,19 @@ pub struct RunReport {
     /// CPU the bench and the brokers used, so a reader can see which side was the limit.
     #[serde(default)]
     pub cpu: CpuUse,
+    #[serde(default)]
+    pub storage: StorageUse,
+}
+
+/// What the brokers' Raft logs and snapshots used, read from their `/metrics` at the end of
+/// the run (nodes that are down by then are not counted).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageUse {
+    /// The largest Raft log store of any node, on disk.
+    pub raft_log_bytes_max_node: u64,
+    pub snapshots_taken: u64,
+    pub snapshots_installed: u64,
+    pub snapshot_uploaded_bytes: u64,
 }
 
 /// CPU time (user + system) over the whole run.

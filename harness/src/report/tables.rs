@@ -155,6 +155,21 @@ pub fn counts(report: &RunReport) -> TextTable {
             "bench / brokers CPU",
             format_number(report.cpu.bench_to_brokers_ratio),
         ),
+        (
+            "raft log on disk (largest node)",
+            format_bytes(report.storage.raft_log_bytes_max_node as f64),
+        ),
+        (
+            "snapshots taken / installed",
+            format!(
+                "{} / {}",
+                report.storage.snapshots_taken, report.storage.snapshots_installed
+            ),
+        ),
+        (
+            "snapshot bytes uploaded",
+            format_bytes(report.storage.snapshot_uploaded_bytes as f64),
+        ),
     ];
     for (name, value) in rows {
         table.push(vec![name.to_string(), value]);

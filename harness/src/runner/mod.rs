@@ -83,6 +83,17 @@ pub struct RunOptions {
     /// No progress display.
     #[arg(long)]
     pub quiet: bool,
+    /// Extra broker environment, `KEY=VALUE`, repeatable; applied after the scenario's
+    /// `cluster.env` (to compare one scenario with a setting on and off, side by side).
+    #[arg(long = "broker-env", value_parser = parse_broker_env)]
+    pub broker_env: Vec<(String, String)>,
+}
+
+fn parse_broker_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
 }
 
 /// A finished run: its report and where it was written.
@@ -176,6 +187,9 @@ fn rerun_command(path: &Path, seed: u64, options: &RunOptions) -> String {
     if let Some(url) = &options.toxiproxy_url {
         command.push_str(&format!(" --toxiproxy-url {url}"));
     }
+    for (key, value) in &options.broker_env {
+        command.push_str(&format!(" --broker-env {key}={value}"));
+    }
     command
 }
 
@@ -206,6 +220,7 @@ struct Gathered {
     runtime: &'static str,
     broker_version: Option<report::Versions>,
     brokers_cpu_seconds: f64,
+    storage: report::StorageUse,
     error: Option<String>,
 }
 
@@ -254,6 +269,7 @@ impl<'a> Run<'a> {
         }
         if let Some(cluster) = cluster.as_mut() {
             gathered.brokers_cpu_seconds = cluster.cpu_seconds();
+            gathered.storage = storage_use(cluster.as_ref());
             gathered.crashes.extend(
                 cluster
                     .unexpected_exits()
@@ -553,7 +569,7 @@ impl<'a> Run<'a> {
             ObjectStore::S3 { bucket, prefix } => {
                 env.push(("OBJECT_STORE_BACKEND".into(), "s3".into()));
                 env.push(("S3_BUCKET".into(), bucket.clone()));
-                env.push(("S3_PREFIX".into(), prefix.clone()));
+                env.push(("OBJECT_STORE_PREFIX".into(), prefix.clone()));
             }
         }
         if let Some(timeout) = cluster.election_timeout {
@@ -568,6 +584,7 @@ impl<'a> Run<'a> {
                 .iter()
                 .map(|(key, value)| (key.clone(), value.clone())),
         );
+        env.extend(self.options.broker_env.iter().cloned());
         env
     }
 
@@ -676,8 +693,35 @@ impl<'a> Run<'a> {
             ),
             checks: judgement.checks,
             broker_logs: gathered.broker_logs,
+            storage: gathered.storage,
         }
     }
+}
+
+/// Raft log and snapshot figures summed (or, for the log, maximised) over the nodes up now.
+fn storage_use(cluster: &dyn Cluster) -> report::StorageUse {
+    let mut storage = report::StorageUse::default();
+    for node in cluster.node_ids() {
+        let Ok(text) = cluster.metrics(node) else {
+            continue;
+        };
+        let sum = |name: &str| -> u64 {
+            text.lines()
+                .filter(|line| {
+                    line.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                })
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64
+        };
+        storage.raft_log_bytes_max_node = storage
+            .raft_log_bytes_max_node
+            .max(sum("chronik_raft_log_bytes"));
+        storage.snapshots_taken += sum("chronik_snapshots_taken_total");
+        storage.snapshots_installed += sum("chronik_snapshots_installed_total");
+        storage.snapshot_uploaded_bytes += sum("chronik_snapshot_uploaded_bytes_total");
+    }
+    storage
 }
 
 /// CPU seconds (user + system) this process has used so far.
