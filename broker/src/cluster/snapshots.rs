@@ -7,7 +7,7 @@
 //! moves under it here), uploaded in the background, and its manifest written last. Then the
 //! leader proposes a `SnapshotTaken` entry carrying the manifest; every replica applying it
 //! records the snapshot in its Raft store and compacts its log up to
-//! min(snapshot index, what its own state machine has made durable). Only the proposer
+//! min(the snapshot before it, what its own state machine has made durable). Only the proposer
 //! deletes snapshots past retention, after its record is applied.
 //!
 //! Installing (a follower the leader sends a snapshot): the message carries only the
@@ -104,6 +104,10 @@ impl Staged {
 struct GroupSnapshots {
     /// Index of the snapshot recorded in the Raft store (0: none).
     recorded_index: u64,
+    /// The log may be compacted up to here: the snapshot recorded before the current one.
+    /// One snapshot's worth of entries stays, so a follower that has just installed the
+    /// newest snapshot continues from the log instead of chasing the next snapshot.
+    compactable_index: u64,
     recorded_at: Option<Instant>,
     /// Entry bytes applied since the last snapshot was cut.
     applied_bytes: u64,
@@ -441,6 +445,9 @@ impl RaftLoop {
                 return;
             }
             let state = self.snapshot_state(group);
+            if index > state.recorded_index {
+                state.compactable_index = state.recorded_index;
+            }
             state.recorded_index = index;
             state.recorded_at = Some(Instant::now());
             state.sends = 0;
@@ -464,10 +471,10 @@ impl RaftLoop {
         }
     }
 
-    /// Compacts `group`'s log up to its recorded snapshot, but never past what its state
-    /// machine has made durable here.
+    /// Compacts `group`'s log up to the snapshot before its recorded one, but never past what
+    /// its state machine has made durable here.
     fn compact_group(&mut self, group: u64) {
-        let recorded = self.snapshot_state(group).recorded_index;
+        let recorded = self.snapshot_state(group).compactable_index;
         let durable = if group == METADATA_GROUP_ID {
             self.snapshots.metadata_checkpoint_index
         } else {
