@@ -3,7 +3,11 @@
 //! An id is the node id in the high bits and a node-local counter below them, so nodes never
 //! need to agree on ids. The counter is handed out from blocks; the end of the current block
 //! is made durable before the first id of it is given out, so after a crash the node starts
-//! past every id it may have given.
+//! past every id it may have given. A node without the file (new, or its disk was lost) starts
+//! at [`PRODUCER_ID_BLOCK`] ids per second since 2024: a wiped node must not hand out again ids
+//! whose producers' sequence state the partitions still hold (they would refuse the new
+//! producer's first batch as out of order). That holds unless the node gave out more than
+//! 1000 ids per second of its life on average.
 
 use std::path::{Path, PathBuf};
 
@@ -41,7 +45,7 @@ impl ProducerIdAllocator {
                     .map_err(|error| anyhow::anyhow!("{} is corrupt: {error}", path.display()))?
                     .next_block_start
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => fresh_start(),
             Err(error) => return Err(anyhow::anyhow!("reading {}: {error}", path.display())),
         };
         Ok(ProducerIdAllocator {
@@ -71,6 +75,18 @@ impl ProducerIdAllocator {
     }
 }
 
+/// Seconds since 2024-01-01 in UTC.
+const EPOCH_2024_SECONDS: u64 = 1_704_067_200;
+
+/// Where a node without a reservation file starts: later the later it starts.
+fn fresh_start() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let seconds = now.saturating_sub(EPOCH_2024_SECONDS) as i64;
+    (seconds * PRODUCER_ID_BLOCK) & ((1 << NODE_LOCAL_BITS) - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,9 +97,31 @@ mod tests {
         let path = directory.path().join("producer-ids.json");
         let allocator = ProducerIdAllocator::open(&path, 2).unwrap();
         let first: Vec<i64> = (0..3).map(|_| allocator.allocate().unwrap()).collect();
-        let prefix = 2i64 << NODE_LOCAL_BITS;
-        assert_eq!(first, vec![prefix, prefix + 1, prefix + 2]);
+        let start = first[0];
+        assert_eq!(
+            start >> NODE_LOCAL_BITS,
+            2,
+            "the node id is in the high bits"
+        );
+        assert_eq!(first, vec![start, start + 1, start + 2]);
         let reopened = ProducerIdAllocator::open(&path, 2).unwrap();
-        assert_eq!(reopened.allocate().unwrap(), prefix + PRODUCER_ID_BLOCK);
+        assert_eq!(reopened.allocate().unwrap(), start + PRODUCER_ID_BLOCK);
+    }
+
+    #[test]
+    fn a_node_that_lost_its_file_does_not_give_out_its_old_ids_again() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("producer-ids.json");
+        let before = ProducerIdAllocator::open(&path, 3).unwrap();
+        let old: Vec<i64> = (0..10).map(|_| before.allocate().unwrap()).collect();
+        std::fs::remove_file(&path).unwrap();
+        // One second later the fresh start lies a whole block further on.
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        let wiped = ProducerIdAllocator::open(&path, 3).unwrap();
+        let new = wiped.allocate().unwrap();
+        assert!(
+            new > *old.last().unwrap(),
+            "{new} repeats an id up to {old:?}"
+        );
     }
 }
