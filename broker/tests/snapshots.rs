@@ -200,21 +200,38 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let mut acked = produce(&producer, 0, 1000).await;
+    // Let the gauges (published once a second) catch up with what node 3 applied.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Where node 3's log ends, per partition group: the live nodes must compact past it.
+    let node_3_applied: Vec<f64> = raft_log_of_partitions(&brokers[2])
+        .iter()
+        .map(|(_, applied)| *applied)
+        .collect();
     brokers[2].kill();
-    acked.extend(produce(&producer, 1000, 3000).await);
-    wait_until(
-        "the live nodes compacted their logs past what node 3 holds",
-        Duration::from_secs(30),
-        || {
-            brokers[..2].iter().all(|broker| {
-                let groups = raft_log_of_partitions(broker);
-                groups.len() == PARTITIONS as usize
-                    && groups.iter().all(|(held, applied)| held < &(applied / 2.0))
-            })
-        },
-    );
+    let mut next = 1000;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        acked.extend(produce(&producer, next, 500).await);
+        next += 500;
+        let compacted_past_node_3 = brokers[..2].iter().all(|broker| {
+            let groups = raft_log_of_partitions(broker);
+            groups.len() == node_3_applied.len()
+                && groups
+                    .iter()
+                    .zip(&node_3_applied)
+                    .all(|((held, applied), behind)| applied - held > *behind)
+        });
+        if compacted_past_node_3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the live nodes never compacted their logs past what node 3 holds"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     brokers[2].restart();
-    acked.extend(produce(&producer, 4000, 500).await);
+    acked.extend(produce(&producer, next, 500).await);
     wait_until(
         "node 3 installed snapshots sent by its leaders",
         Duration::from_secs(60),

@@ -51,8 +51,7 @@ impl ProcessCluster {
                 Link::Peer { to, .. } => format!("127.0.0.1:{}", raft_ports[&to]),
                 Link::Clients { to } => format!("127.0.0.1:{}", kafka_ports[&to]),
             };
-            let address = proxy
-                .create_proxy(&proxy_name(&link), "127.0.0.1:0", &upstream)
+            let address = create_link_proxy(proxy, &proxy_name(&link), &upstream)
                 .with_context(|| format!("creating the fault proxy for {link}"))?;
             proxy_addresses.insert(link, address.to_string());
         }
@@ -265,4 +264,46 @@ impl Drop for ProcessCluster {
             node.process.kill();
         }
     }
+}
+
+/// Proxy listeners take ports below the kernel's ephemeral range (32768 and up by default):
+/// a partition closes a proxy's listener and healing binds the same port again, and a port in
+/// the ephemeral range may meanwhile have become some outgoing connection's local port.
+const PROXY_PORTS: std::ops::Range<u16> = 20_000..32_000;
+/// Ports tried before giving up on creating one proxy.
+const PROXY_PORT_ATTEMPTS: u32 = 20;
+
+fn create_link_proxy(
+    proxy: &FaultProxy,
+    name: &str,
+    upstream: &str,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let mut last_error = None;
+    for attempt in 0..PROXY_PORT_ATTEMPTS {
+        let port = proxy_port_candidate(attempt);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        match proxy.create_proxy(name, &format!("127.0.0.1:{port}"), upstream) {
+            Ok(address) => return Ok(address),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        anyhow::anyhow!("no free port in {PROXY_PORTS:?} after {PROXY_PORT_ATTEMPTS} tries")
+    }))
+}
+
+/// A port in [`PROXY_PORTS`], spread by the clock, the process and the attempt, so that
+/// concurrent runs rarely try the same one.
+fn proxy_port_candidate(attempt: u32) -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let mixed = nanos
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(std::process::id().wrapping_mul(40_503))
+        .wrapping_add(attempt.wrapping_mul(7_919));
+    let span = u32::from(PROXY_PORTS.end - PROXY_PORTS.start);
+    PROXY_PORTS.start + (mixed % span) as u16
 }
