@@ -19,11 +19,11 @@
 //! follower waits for the leader to send one again.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use raft::eraftpb::{ConfState, Message, Snapshot};
+use raft::eraftpb::{Message, Snapshot};
 use raft::StateRole;
 use tracing::{error, info, warn};
 
@@ -33,11 +33,13 @@ use super::{Command, PartitionOpener};
 use crate::catalog::{Catalog, TopicSpec, METADATA_GROUP_ID};
 use crate::group::offsets::OffsetStore;
 use crate::snapshot::error::SnapshotError;
-use crate::snapshot::manifest::{self, Content, Manifest};
+use crate::snapshot::manifest::Manifest;
 use crate::snapshot::metadata_image::{self, MetadataCheckpoint, MetadataImage};
 use crate::snapshot::objects::SnapshotObjects;
 use crate::snapshot::partition_image::{self, PartitionCut};
 use crate::snapshot::policy::SnapshotSettings;
+use crate::snapshot::retention::enforce_retention;
+use crate::snapshot::staging::{raft_snapshot, stage_newest, stage_with_fallback, swap_in, Staged};
 
 /// Ticks between checks of which groups are due for a snapshot or a compaction.
 pub const SNAPSHOT_CHECK_EVERY_TICKS: u64 = 20;
@@ -63,41 +65,6 @@ pub(crate) enum SnapshotEvent {
         index: u64,
         result: Result<(), String>,
     },
-}
-
-/// A snapshot downloaded and checked, ready to install.
-pub(crate) enum Staged {
-    Partition {
-        manifest: Manifest,
-        encoded: Vec<u8>,
-        directory: PathBuf,
-    },
-    Metadata {
-        manifest: Manifest,
-        encoded: Vec<u8>,
-        checkpoint: MetadataCheckpoint,
-    },
-}
-
-impl Staged {
-    fn index(&self) -> u64 {
-        match self {
-            Staged::Partition { manifest, .. } | Staged::Metadata { manifest, .. } => {
-                manifest.index
-            }
-        }
-    }
-
-    fn raft_snapshot(&self) -> Snapshot {
-        match self {
-            Staged::Partition {
-                manifest, encoded, ..
-            }
-            | Staged::Metadata {
-                manifest, encoded, ..
-            } => raft_snapshot(manifest, encoded.clone()),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -188,19 +155,6 @@ impl SnapshotDriver {
                 || state.applied_bytes >= self.settings.log_threshold_bytes
                 || since.as_secs() >= self.settings.time_threshold_secs)
     }
-}
-
-/// raft-rs's snapshot for a manifest: its index, term and voters, the manifest as data.
-pub fn raft_snapshot(manifest: &Manifest, encoded: Vec<u8>) -> Snapshot {
-    let mut snapshot = Snapshot {
-        data: encoded.into(),
-        ..Snapshot::default()
-    };
-    let metadata = snapshot.mut_metadata();
-    metadata.index = manifest.index;
-    metadata.term = manifest.term;
-    metadata.set_conf_state(ConfState::from((manifest.voters.clone(), vec![])));
-    snapshot
 }
 
 impl RaftLoop {
@@ -846,223 +800,5 @@ fn finish_upload(
                 error: error.to_string(),
             }
         }
-    }
-}
-
-/// Stages the snapshot a leader sent; when it fails its checks, the newest older one that
-/// passes them.
-async fn stage_with_fallback(
-    objects: &SnapshotObjects,
-    manifest: Manifest,
-    encoded: Vec<u8>,
-    directory: &Path,
-) -> Result<Staged, SnapshotError> {
-    let group = manifest.group;
-    let index = manifest.index;
-    match stage(objects, manifest, encoded, directory).await {
-        Ok(staged) => Ok(staged),
-        Err(first_error) => {
-            error!(group, index, %first_error, "snapshot unusable; trying older snapshots of the group");
-            match stage_newest_below(objects, group, 0, Some(index), directory).await? {
-                Some(staged) => Ok(staged),
-                None => Err(first_error),
-            }
-        }
-    }
-}
-
-/// Stages the newest snapshot of `group` at or after `min_index` that passes its checks.
-async fn stage_newest(
-    objects: &SnapshotObjects,
-    group: u64,
-    min_index: u64,
-    directory: &Path,
-) -> Result<Option<Staged>, SnapshotError> {
-    stage_newest_below(objects, group, min_index, None, directory).await
-}
-
-async fn stage_newest_below(
-    objects: &SnapshotObjects,
-    group: u64,
-    min_index: u64,
-    below_index: Option<u64>,
-    directory: &Path,
-) -> Result<Option<Staged>, SnapshotError> {
-    let mut keys: Vec<(u64, String)> = objects
-        .list(&manifest::manifests_prefix(group))
-        .await?
-        .into_iter()
-        .filter_map(|object| Some((manifest::index_of_manifest_key(&object.key)?, object.key)))
-        .filter(|(index, _)| *index >= min_index && below_index.is_none_or(|below| *index < below))
-        .collect();
-    keys.sort_unstable();
-    for (_, key) in keys.into_iter().rev() {
-        let attempt = async {
-            let encoded = objects.get(&key).await?.to_vec();
-            let manifest =
-                Manifest::decode(&encoded).map_err(|source| SnapshotError::Manifest {
-                    key: key.clone(),
-                    source,
-                })?;
-            stage(objects, manifest, encoded, directory).await
-        };
-        match attempt.await {
-            Ok(staged) => return Ok(Some(staged)),
-            Err(error) => error!(group, %key, %error, "snapshot unusable; trying an older one"),
-        }
-    }
-    Ok(None)
-}
-
-async fn stage(
-    objects: &SnapshotObjects,
-    manifest: Manifest,
-    encoded: Vec<u8>,
-    directory: &Path,
-) -> Result<Staged, SnapshotError> {
-    match &manifest.content {
-        Content::Partition(_) => {
-            partition_image::stage(objects, &manifest, directory).await?;
-            Ok(Staged::Partition {
-                manifest,
-                encoded,
-                directory: directory.to_path_buf(),
-            })
-        }
-        Content::Metadata(_) => {
-            let checkpoint = metadata_image::fetch(objects, &manifest).await?;
-            Ok(Staged::Metadata {
-                manifest,
-                encoded,
-                checkpoint,
-            })
-        }
-    }
-}
-
-/// Replaces the directory `live` by `staged`: the old one is moved aside, the staged one
-/// renamed into place, the parent synced, the old one deleted.
-fn swap_in(live: &Path, staged: &Path) -> Result<(), SnapshotError> {
-    let aside = live.with_extension("replaced");
-    let _ = std::fs::remove_dir_all(&aside);
-    if live.exists() {
-        std::fs::rename(live, &aside).map_err(|error| SnapshotError::io(live, error))?;
-    }
-    if let Some(parent) = live.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| SnapshotError::io(parent, error))?;
-    }
-    std::fs::rename(staged, live).map_err(|error| SnapshotError::io(staged, error))?;
-    if let Some(parent) = live.parent() {
-        std::fs::File::open(parent)
-            .and_then(|directory| directory.sync_all())
-            .map_err(|error| SnapshotError::io(parent, error))?;
-    }
-    let _ = std::fs::remove_dir_all(&aside);
-    Ok(())
-}
-
-/// Keeps the newest `keep` snapshots of `group`; deletes older manifests, and the objects
-/// wholly below what the oldest kept snapshot covers. Objects an upload in progress may
-/// still reference (at or above the newest snapshot) are never touched.
-async fn enforce_retention(
-    objects: &SnapshotObjects,
-    group: u64,
-    keep: u64,
-) -> Result<(), SnapshotError> {
-    let mut manifests: Vec<(u64, String)> = objects
-        .list(&manifest::manifests_prefix(group))
-        .await?
-        .into_iter()
-        .filter_map(|object| Some((manifest::index_of_manifest_key(&object.key)?, object.key)))
-        .collect();
-    manifests.sort_unstable();
-    if manifests.len() as u64 <= keep {
-        return Ok(());
-    }
-    let split = manifests.len() - keep as usize;
-    let (expired, kept) = manifests.split_at(split);
-    let (oldest_index, oldest_key) = &kept[0];
-    let oldest = Manifest::decode(&objects.get(oldest_key).await?).map_err(|source| {
-        SnapshotError::Manifest {
-            key: oldest_key.clone(),
-            source,
-        }
-    })?;
-    let referenced: std::collections::HashSet<String> = kept_references(objects, kept).await?;
-    let first_kept_offset = match &oldest.content {
-        Content::Partition(content) => content
-            .chunks
-            .first()
-            .map_or(content.log_start_offset, |chunk| chunk.start_offset),
-        Content::Metadata(_) => i64::MAX,
-    };
-    let mut deleted = 0u64;
-    for object in objects.list(&manifest::group_prefix(group)).await? {
-        if referenced.contains(&object.key) || object.key.contains("/snapshots/") {
-            continue;
-        }
-        if object_is_below(&object.key, *oldest_index, first_kept_offset) {
-            objects.delete(&object.key).await?;
-            deleted += 1;
-        }
-    }
-    for (_, key) in expired {
-        objects.delete(key).await?;
-        deleted += 1;
-    }
-    metrics::counter!("chronik_snapshot_objects_deleted_total").increment(deleted);
-    Ok(())
-}
-
-async fn kept_references(
-    objects: &SnapshotObjects,
-    kept: &[(u64, String)],
-) -> Result<std::collections::HashSet<String>, SnapshotError> {
-    let mut referenced = std::collections::HashSet::new();
-    for (_, key) in kept {
-        let encoded = objects.get(key).await?;
-        let manifest = Manifest::decode(&encoded).map_err(|source| SnapshotError::Manifest {
-            key: key.clone(),
-            source,
-        })?;
-        referenced.extend(manifest.object_keys());
-    }
-    Ok(referenced)
-}
-
-/// A chunk ending at or below `first_kept_offset`, or a state object below `oldest_index`.
-fn object_is_below(key: &str, oldest_index: u64, first_kept_offset: i64) -> bool {
-    let name = key.rsplit('/').next().unwrap_or("");
-    let stem = name.split('.').next().unwrap_or("");
-    if key.contains("/chunks/") {
-        let end = stem
-            .split('-')
-            .nth(1)
-            .and_then(|end| end.parse::<i64>().ok());
-        end.is_some_and(|end| end <= first_kept_offset)
-    } else if key.contains("/state/") {
-        stem.parse::<u64>().is_ok_and(|index| index < oldest_index)
-    } else {
-        false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_objects_wholly_below_the_oldest_kept_snapshot_are_deleted() {
-        let chunk = manifest::chunk_key(7, 0, 100, "zst");
-        assert!(object_is_below(&chunk, 50, 100));
-        assert!(!object_is_below(&chunk, 50, 99));
-        let state = manifest::state_key(0, 40, "zst");
-        assert!(object_is_below(&state, 50, i64::MAX));
-        assert!(!object_is_below(&state, 40, i64::MAX));
-        assert!(!object_is_below(
-            &manifest::manifest_key(7, 1),
-            50,
-            i64::MAX
-        ));
     }
 }

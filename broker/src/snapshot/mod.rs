@@ -19,4 +19,6 @@ pub mod metadata_image;
 pub mod objects;
 pub mod partition_image;
 pub mod policy;
+pub mod retention;
 pub mod settings;
+pub mod staging;

@@ -1,0 +1,173 @@
+//! Fetching snapshots from the object store into a staging area, where they are checked
+//! before anything is installed, and swapping a staged partition directory into place.
+
+use std::path::{Path, PathBuf};
+
+use raft::eraftpb::{ConfState, Snapshot};
+use tracing::error;
+
+use super::error::SnapshotError;
+use super::manifest::{self, Content, Manifest};
+use super::metadata_image::{self, MetadataCheckpoint};
+use super::objects::SnapshotObjects;
+use super::partition_image;
+
+/// A snapshot downloaded and checked, ready to install.
+pub enum Staged {
+    Partition {
+        manifest: Manifest,
+        encoded: Vec<u8>,
+        directory: PathBuf,
+    },
+    Metadata {
+        manifest: Manifest,
+        encoded: Vec<u8>,
+        checkpoint: MetadataCheckpoint,
+    },
+}
+
+impl Staged {
+    pub fn index(&self) -> u64 {
+        match self {
+            Staged::Partition { manifest, .. } | Staged::Metadata { manifest, .. } => {
+                manifest.index
+            }
+        }
+    }
+
+    pub fn raft_snapshot(&self) -> Snapshot {
+        match self {
+            Staged::Partition {
+                manifest, encoded, ..
+            }
+            | Staged::Metadata {
+                manifest, encoded, ..
+            } => raft_snapshot(manifest, encoded.clone()),
+        }
+    }
+}
+
+/// raft-rs's snapshot for a manifest: its index, term and voters, the manifest as data.
+pub fn raft_snapshot(manifest: &Manifest, encoded: Vec<u8>) -> Snapshot {
+    let mut snapshot = Snapshot {
+        data: encoded.into(),
+        ..Snapshot::default()
+    };
+    let metadata = snapshot.mut_metadata();
+    metadata.index = manifest.index;
+    metadata.term = manifest.term;
+    metadata.set_conf_state(ConfState::from((manifest.voters.clone(), vec![])));
+    snapshot
+}
+
+/// Stages the snapshot a leader sent; when it fails its checks, the newest older one that
+/// passes them.
+pub async fn stage_with_fallback(
+    objects: &SnapshotObjects,
+    manifest: Manifest,
+    encoded: Vec<u8>,
+    directory: &Path,
+) -> Result<Staged, SnapshotError> {
+    let group = manifest.group;
+    let index = manifest.index;
+    match stage(objects, manifest, encoded, directory).await {
+        Ok(staged) => Ok(staged),
+        Err(first_error) => {
+            error!(group, index, %first_error, "snapshot unusable; trying older snapshots of the group");
+            match stage_newest_below(objects, group, 0, Some(index), directory).await? {
+                Some(staged) => Ok(staged),
+                None => Err(first_error),
+            }
+        }
+    }
+}
+
+/// Stages the newest snapshot of `group` at or after `min_index` that passes its checks.
+pub async fn stage_newest(
+    objects: &SnapshotObjects,
+    group: u64,
+    min_index: u64,
+    directory: &Path,
+) -> Result<Option<Staged>, SnapshotError> {
+    stage_newest_below(objects, group, min_index, None, directory).await
+}
+
+async fn stage_newest_below(
+    objects: &SnapshotObjects,
+    group: u64,
+    min_index: u64,
+    below_index: Option<u64>,
+    directory: &Path,
+) -> Result<Option<Staged>, SnapshotError> {
+    let mut keys: Vec<(u64, String)> = objects
+        .list(&manifest::manifests_prefix(group))
+        .await?
+        .into_iter()
+        .filter_map(|object| Some((manifest::index_of_manifest_key(&object.key)?, object.key)))
+        .filter(|(index, _)| *index >= min_index && below_index.is_none_or(|below| *index < below))
+        .collect();
+    keys.sort_unstable();
+    for (_, key) in keys.into_iter().rev() {
+        let attempt = async {
+            let encoded = objects.get(&key).await?.to_vec();
+            let manifest =
+                Manifest::decode(&encoded).map_err(|source| SnapshotError::Manifest {
+                    key: key.clone(),
+                    source,
+                })?;
+            stage(objects, manifest, encoded, directory).await
+        };
+        match attempt.await {
+            Ok(staged) => return Ok(Some(staged)),
+            Err(error) => error!(group, %key, %error, "snapshot unusable; trying an older one"),
+        }
+    }
+    Ok(None)
+}
+
+async fn stage(
+    objects: &SnapshotObjects,
+    manifest: Manifest,
+    encoded: Vec<u8>,
+    directory: &Path,
+) -> Result<Staged, SnapshotError> {
+    match &manifest.content {
+        Content::Partition(_) => {
+            partition_image::stage(objects, &manifest, directory).await?;
+            Ok(Staged::Partition {
+                manifest,
+                encoded,
+                directory: directory.to_path_buf(),
+            })
+        }
+        Content::Metadata(_) => {
+            let checkpoint = metadata_image::fetch(objects, &manifest).await?;
+            Ok(Staged::Metadata {
+                manifest,
+                encoded,
+                checkpoint,
+            })
+        }
+    }
+}
+
+/// Replaces the directory `live` by `staged`: the old one is moved aside, the staged one
+/// renamed into place, the parent synced, the old one deleted.
+pub fn swap_in(live: &Path, staged: &Path) -> Result<(), SnapshotError> {
+    let aside = live.with_extension("replaced");
+    let _ = std::fs::remove_dir_all(&aside);
+    if live.exists() {
+        std::fs::rename(live, &aside).map_err(|error| SnapshotError::io(live, error))?;
+    }
+    if let Some(parent) = live.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| SnapshotError::io(parent, error))?;
+    }
+    std::fs::rename(staged, live).map_err(|error| SnapshotError::io(staged, error))?;
+    if let Some(parent) = live.parent() {
+        std::fs::File::open(parent)
+            .and_then(|directory| directory.sync_all())
+            .map_err(|error| SnapshotError::io(parent, error))?;
+    }
+    let _ = std::fs::remove_dir_all(&aside);
+    Ok(())
+}
