@@ -33,7 +33,40 @@ pub fn find_broker_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 pub fn free_loopback_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for attempt in 0..STABLE_PORT_ATTEMPTS {
+        let port = stable_port_candidate(attempt);
+        // Never the same port twice in one bench process: the first may not be bound yet.
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port in {STABLE_PORTS:?} after {STABLE_PORT_ATTEMPTS} tries")
+}
+
+/// Ports a run binds again after a restart or a heal (brokers' listeners, proxies') lie below
+/// the kernel's ephemeral range (32768 and up by default): a port from that range may, while
+/// its owner is down, become some outgoing connection's local port.
+pub const STABLE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+/// Candidates tried before giving up.
+pub const STABLE_PORT_ATTEMPTS: u32 = 50;
+
+/// A port in [`STABLE_PORTS`], spread by the clock, the process and the attempt, so that
+/// concurrent runs rarely try the same one.
+pub fn stable_port_candidate(attempt: u32) -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let mixed = nanos
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(std::process::id().wrapping_mul(40_503))
+        .wrapping_add(attempt.wrapping_mul(7_919));
+    let span = u32::from(STABLE_PORTS.end - STABLE_PORTS.start);
+    STABLE_PORTS.start + (mixed % span) as u16
 }
 
 /// Everything a broker process is started with; the ports stay the same across restarts.

@@ -266,21 +266,16 @@ impl Drop for ProcessCluster {
     }
 }
 
-/// Proxy listeners take ports below the kernel's ephemeral range (32768 and up by default):
-/// a partition closes a proxy's listener and healing binds the same port again, and a port in
-/// the ephemeral range may meanwhile have become some outgoing connection's local port.
-const PROXY_PORTS: std::ops::Range<u16> = 20_000..32_000;
-/// Ports tried before giving up on creating one proxy.
-const PROXY_PORT_ATTEMPTS: u32 = 20;
-
+/// Creates a link's proxy on a port from [`crate::broker_process::STABLE_PORTS`] (healing
+/// binds it again).
 fn create_link_proxy(
     proxy: &FaultProxy,
     name: &str,
     upstream: &str,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let mut last_error = None;
-    for attempt in 0..PROXY_PORT_ATTEMPTS {
-        let port = proxy_port_candidate(attempt);
+    for attempt in 0..crate::broker_process::STABLE_PORT_ATTEMPTS {
+        let port = crate::broker_process::stable_port_candidate(attempt);
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
             continue;
         }
@@ -289,21 +284,5 @@ fn create_link_proxy(
             Err(error) => last_error = Some(error),
         }
     }
-    Err(last_error.unwrap_or_else(|| {
-        anyhow::anyhow!("no free port in {PROXY_PORTS:?} after {PROXY_PORT_ATTEMPTS} tries")
-    }))
-}
-
-/// A port in [`PROXY_PORTS`], spread by the clock, the process and the attempt, so that
-/// concurrent runs rarely try the same one.
-fn proxy_port_candidate(attempt: u32) -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.subsec_nanos());
-    let mixed = nanos
-        .wrapping_mul(2_654_435_761)
-        .wrapping_add(std::process::id().wrapping_mul(40_503))
-        .wrapping_add(attempt.wrapping_mul(7_919));
-    let span = u32::from(PROXY_PORTS.end - PROXY_PORTS.start);
-    PROXY_PORTS.start + (mixed % span) as u16
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no free port for proxy {name}")))
 }
