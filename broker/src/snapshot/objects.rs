@@ -339,23 +339,8 @@ fn validate_key(key: &str) -> Result<(), ObjectError> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
+    use super::super::settings::tests::parse as settings;
     use super::*;
-
-    #[derive(Parser)]
-    struct Command {
-        #[command(flatten)]
-        settings: ObjectStoreSettings,
-    }
-
-    fn settings(arguments: &[&str]) -> ObjectStoreSettings {
-        let mut all = vec!["test"];
-        all.extend_from_slice(arguments);
-        Command::try_parse_from(all)
-            .expect("valid arguments")
-            .settings
-    }
 
     fn local(directory: &Path, prefix: &str) -> SnapshotObjects {
         let path = directory.to_str().expect("utf-8 temp path");

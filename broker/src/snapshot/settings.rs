@@ -93,7 +93,7 @@ impl ObjectStoreSettings {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use clap::Parser;
 
     use super::*;
@@ -104,7 +104,8 @@ mod tests {
         settings: ObjectStoreSettings,
     }
 
-    fn parse(arguments: &[&str]) -> ObjectStoreSettings {
+    /// Settings as the flags `arguments` give them (shared with the store's tests).
+    pub(crate) fn parse(arguments: &[&str]) -> ObjectStoreSettings {
         let mut all = vec!["test"];
         all.extend_from_slice(arguments);
         Command::try_parse_from(all)
