@@ -49,6 +49,7 @@ fn scenario_workload() -> Workload {
             idempotent: true,
             compression: Compression::None,
             config: BTreeMap::from([("linger.ms".to_string(), "5".to_string())]),
+            stop_after: None,
         }],
         consumers: vec![Consumer {
             topic: TOPIC.to_string(),
@@ -136,4 +137,50 @@ fn a_healthy_broker_loses_duplicates_and_reorders_nothing() {
         findings.throughput.first().unwrap().second < 0,
         "the warmup shows"
     );
+}
+
+#[test]
+fn a_producer_with_stop_after_stops_sending_there_and_the_judged_window_ends_with_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut brokers = start_cluster(&broker_binary(), directory.path(), 1, &[]).unwrap();
+    let bootstrap = bootstrap(&brokers);
+    create_topic(&bootstrap, TOPIC, PARTITIONS as i32, 1).unwrap();
+
+    let mut workload = scenario_workload();
+    workload.consumers.clear();
+    workload.producers[0].count = 1;
+    workload.producers[0].stop_after = Some(Duration::from_secs(1));
+    assert_eq!(workload.sending_window(), Duration::from_secs(1));
+    let clock = RunClock::with_warmup(workload.warmup);
+    let running = workload::start(&bootstrap, &workload, 7, clock).unwrap();
+    let window_end = clock.measured_start + workload.duration;
+    std::thread::sleep(window_end.saturating_duration_since(Instant::now()));
+    running.stop_producers();
+    let records = running.finish().unwrap();
+    let stored = final_read(
+        &bootstrap,
+        &[(TOPIC.to_string(), PARTITIONS)],
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    for broker in &mut brokers {
+        broker.stop().unwrap();
+    }
+
+    let findings = analyse(&records, &stored, workload.sending_window());
+    let counts = &findings.counts;
+    let summary = format!("{counts:?}");
+    // 500 messages/s for the 1 s warmup and the first second of the window, none after.
+    assert!((990..=1_010).contains(&counts.sent), "{summary}");
+    assert_eq!(counts.acknowledged, counts.sent, "{summary}");
+    assert_eq!(counts.lost, 0, "{summary}");
+    let last_intended_ns = records
+        .acknowledgements
+        .iter()
+        .map(|acknowledgement| acknowledgement.intended_ns)
+        .max()
+        .unwrap();
+    assert!(last_intended_ns < 1_000_000_000, "{last_intended_ns} ns");
+    // Judged up to the stop, the 2 s without load after it are no unavailability.
+    assert!(counts.max_unavailability_ms < 500, "{summary}");
 }

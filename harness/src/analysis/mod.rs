@@ -121,7 +121,8 @@ impl ExampleList {
     }
 }
 
-/// Judges one run. `measured_window` is the workload's `duration`.
+/// Judges one run. `measured_window` is the part of the workload's `duration` in which
+/// producers send ([`crate::scenario::Workload::sending_window`]).
 pub fn analyse(records: &Records, final_read: &FinalRead, measured_window: Duration) -> Findings {
     let window_ns = i64::try_from(measured_window.as_nanos()).unwrap_or(i64::MAX);
     let topics = positions::Topics::new(records, final_read);

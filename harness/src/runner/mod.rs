@@ -462,7 +462,8 @@ impl<'a> Run<'a> {
         gathered
             .recoveries
             .sort_by_key(|recovery| recovery.started_at_ms);
-        gathered.findings = Some(analysis::analyse(&records, &final_read, window));
+        let sending_window = scenario.workload.sending_window();
+        gathered.findings = Some(analysis::analyse(&records, &final_read, sending_window));
         gathered.faults = Some(injector);
         Ok(())
     }

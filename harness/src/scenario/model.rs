@@ -144,6 +144,20 @@ pub struct Workload {
     pub consumers: Vec<Consumer>,
 }
 
+impl Workload {
+    /// The part of the measured window in which producers send: until the last producer's
+    /// `stop_after`, or the whole window. Throughput, latency and unavailability are judged
+    /// over it, so a scenario whose load stops on purpose is not judged unavailable after.
+    pub fn sending_window(&self) -> Duration {
+        self.producers
+            .iter()
+            .map(|producer| producer.stop_after.unwrap_or(self.duration))
+            .max()
+            .unwrap_or(self.duration)
+            .min(self.duration)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Producer {
     /// A topic declared in `topics`.
@@ -165,6 +179,10 @@ pub struct Producer {
     /// Extra librdkafka properties. Default: none. Properties that have a field above
     /// (`acks`, `enable.idempotence`, `compression.type`, ...) are refused here.
     pub config: BTreeMap<String, String>,
+    /// How far into the measured window the instances stop sending (they keep their
+    /// connections, and their in-flight messages are still acknowledged). Default: they send
+    /// until the window ends. At most `workload.duration`.
+    pub stop_after: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

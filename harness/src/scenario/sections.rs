@@ -32,7 +32,7 @@ const CLUSTER_KEYS: [&str; 5] = [
 ];
 const TOPIC_KEYS: [&str; 3] = ["name", "partitions", "replication_factor"];
 const WORKLOAD_KEYS: [&str; 4] = ["duration", "warmup", "producers", "consumers"];
-const PRODUCER_KEYS: [&str; 9] = [
+const PRODUCER_KEYS: [&str; 10] = [
     "topic",
     "count",
     "rate",
@@ -42,6 +42,7 @@ const PRODUCER_KEYS: [&str; 9] = [
     "idempotent",
     "compression",
     "config",
+    "stop_after",
 ];
 const CONSUMER_KEYS: [&str; 3] = ["topic", "group", "count"];
 const CHECK_KEYS: [&str; 7] = [
@@ -282,6 +283,7 @@ fn read_producer(issues: &mut Issues, value: &Value, path: &KeyPath) -> Option<P
         Default::default(),
         &reader::string_map(check_property),
     );
+    let stop_after = fields.optional(issues, "stop_after", &reader::positive_duration);
     Some(Producer {
         topic: topic?,
         count: u32::try_from(count?).ok()?,
@@ -292,6 +294,7 @@ fn read_producer(issues: &mut Issues, value: &Value, path: &KeyPath) -> Option<P
         idempotent: idempotent?,
         compression: compression?,
         config: config?,
+        stop_after: stop_after?,
     })
 }
 

@@ -225,6 +225,11 @@ fn bad_scenarios_name_the_key_its_line_and_what_was_expected() {
             "the fault would last until 70s, past workload.duration (1m)",
         ),
         (
+            with("message_size: 512 }", "message_size: 512, stop_after: 61s }"),
+            "table.yaml:9:66: workload.producers[0].stop_after:",
+            "producers stop within the measured window; 61s is past workload.duration (1m)",
+        ),
+        (
             with("target: \"node:1\"", "target: \"follower(events/0)\"")
                 .replace("replication_factor: 3", "replication_factor: 1"),
             "table.yaml:11:36: faults[0].target:",
@@ -451,6 +456,8 @@ fn left_out_keys_take_their_documented_defaults() {
     assert!(scenario.workload.consumers.is_empty());
     let producer = &scenario.workload.producers[0];
     assert_eq!(producer.count, 1);
+    assert_eq!(producer.stop_after, None);
+    assert_eq!(scenario.workload.sending_window(), Duration::from_secs(1));
     assert_eq!((producer.keys, producer.acks), (Keys::None, Acks::All));
     assert_eq!(
         (producer.idempotent, producer.compression),
@@ -481,6 +488,26 @@ fn left_out_keys_take_their_documented_defaults() {
         (toxic.stream, toxic.toxicity, toxic.duration),
         (Stream::Upstream, 1.0, None)
     );
+}
+
+#[test]
+fn producers_that_stop_early_shorten_the_judged_window_to_the_last_of_them() {
+    let text = BASE.replace(
+        "    - { topic: events, rate: 100, message_size: 512 }",
+        "    - { topic: events, rate: 100, message_size: 512, stop_after: 20s }\n    - { topic: events, rate: 100, message_size: 512, stop_after: 35s }",
+    );
+    let scenario = parse(&text, "early.yaml").unwrap();
+    assert_eq!(
+        scenario.workload.producers[1].stop_after,
+        Some(Duration::from_secs(35))
+    );
+    assert_eq!(scenario.workload.sending_window(), Duration::from_secs(35));
+    let mixed = BASE.replace(
+        "    - { topic: events, rate: 100, message_size: 512 }",
+        "    - { topic: events, rate: 100, message_size: 512, stop_after: 20s }\n    - { topic: events, rate: 100, message_size: 512 }",
+    );
+    let scenario = parse(&mixed, "mixed.yaml").unwrap();
+    assert_eq!(scenario.workload.sending_window(), Duration::from_secs(60));
 }
 
 #[test]

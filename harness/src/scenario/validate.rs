@@ -136,6 +136,16 @@ impl Checker<'_> {
             if let Some(message) = self.undeclared(&producer.topic) {
                 issues.at_value(&here.key("topic"), message);
             }
+            if let Some(stop_after) = producer.stop_after {
+                if stop_after > workload.duration {
+                    let message = format!(
+                        "producers stop within the measured window; {} is past workload.duration ({})",
+                        show(stop_after),
+                        show(workload.duration)
+                    );
+                    issues.at_value(&here.key("stop_after"), message);
+                }
+            }
             if producer.idempotent && producer.acks != Acks::All {
                 let message = "an idempotent producer needs acks: all (librdkafka refuses others)";
                 issues.at_value(&here.key("acks"), message);

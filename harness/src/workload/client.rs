@@ -102,6 +102,7 @@ mod tests {
                 ("linger.ms".to_string(), "7".to_string()),
                 ("message.timeout.ms".to_string(), "9000".to_string()),
             ]),
+            stop_after: None,
         }
     }
 

@@ -12,7 +12,8 @@
 //! payload. Delivery reports arrive on the producer's polling thread and go into this
 //! instance's own log (a mutex that only that thread takes until the run ends).
 //!
-//! At stop the thread stops sending, flushes for at most `FLUSH_TIMEOUT_MS`, and drops the
+//! With `stop_after` the thread stops sending at that point of the measured window and waits
+//! for the run's stop. At stop the thread stops sending, flushes for at most `FLUSH_TIMEOUT_MS`, and drops the
 //! client, which purges whatever is still queued: those messages are reported failed, so every
 //! sequence number handed out ends acknowledged or failed.
 
@@ -205,6 +206,9 @@ impl ProducerInstance {
             client,
             topic: entry.topic.clone(),
             rate: entry.rate,
+            stop_after_ns: entry
+                .stop_after
+                .map(|stop_after| i64::try_from(stop_after.as_nanos()).unwrap_or(i64::MAX)),
             payload: PayloadBuffer::new(plan.id, entry.message_size as usize, &mut rng),
             keys,
             shared: shared.clone(),
@@ -273,6 +277,8 @@ struct Sender {
     client: ThreadedProducer<RecordingContext>,
     topic: String,
     rate: u64,
+    /// When, on the run's clock, the instance stops sending (`stop_after`).
+    stop_after_ns: Option<i64>,
     payload: PayloadBuffer,
     keys: KeyChooser,
     shared: Arc<ProducerShared>,
@@ -294,6 +300,14 @@ impl Sender {
                 }
                 due_ns
             };
+            if self
+                .stop_after_ns
+                .is_some_and(|stop_ns| intended_ns >= stop_ns)
+            {
+                // Done sending: wait for the run's stop, then flush as every instance does.
+                self.sleep_until(i64::MAX);
+                break;
+            }
             if !self.send(sequence, intended_ns) {
                 break;
             }
@@ -312,7 +326,7 @@ impl Sender {
             if self.stop.load(Ordering::Relaxed) {
                 return false;
             }
-            let remaining_ns = due_ns - self.clock.now_ns();
+            let remaining_ns = due_ns.saturating_sub(self.clock.now_ns());
             if remaining_ns <= 0 {
                 return true;
             }
