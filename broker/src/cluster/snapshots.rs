@@ -39,7 +39,9 @@ use crate::snapshot::objects::SnapshotObjects;
 use crate::snapshot::partition_image::{self, PartitionCut};
 use crate::snapshot::policy::SnapshotSettings;
 use crate::snapshot::retention::enforce_retention;
-use crate::snapshot::staging::{raft_snapshot, stage_newest, stage_with_fallback, swap_in, Staged};
+use crate::snapshot::staging::{
+    raft_snapshot, stage_newest, stage_with_fallback, swap_in, Staged, StagingArea,
+};
 
 /// Ticks between checks of which groups are due for a snapshot or a compaction.
 pub const SNAPSHOT_CHECK_EVERY_TICKS: u64 = 20;
@@ -137,6 +139,12 @@ impl SnapshotDriver {
             .join(format!("g{group}"))
     }
 
+    /// How far behind a follower may be and still hold back the leader's compaction: two
+    /// snapshot intervals; one further behind gets a snapshot rather than the log.
+    fn follower_lag_limit_entries(&self) -> u64 {
+        self.settings.log_threshold_entries.saturating_mul(2)
+    }
+
     fn can_start_work(&self) -> bool {
         self.running < self.settings.max_concurrent
     }
@@ -158,6 +166,14 @@ impl SnapshotDriver {
 }
 
 impl RaftLoop {
+    /// Where `group`'s snapshots are staged; a partition's local replica lends what it holds.
+    fn staging_area(&self, group: u64) -> StagingArea {
+        StagingArea {
+            directory: self.snapshots.staging_directory(group),
+            replica: self.replicas.get(group),
+        }
+    }
+
     fn snapshot_state(&mut self, group: u64) -> &mut GroupSnapshots {
         let multi = &self.multi;
         self.snapshots.groups.entry(group).or_insert_with(|| {
@@ -426,7 +442,8 @@ impl RaftLoop {
     }
 
     /// Compacts `group`'s log up to the snapshot before its recorded one, but never past what
-    /// its state machine has made durable here.
+    /// its state machine has made durable here, nor (on the leader) past what a live follower
+    /// catching up still needs (see `MultiRaft::needed_by_followers`).
     fn compact_group(&mut self, group: u64) {
         let recorded = self.snapshot_state(group).compactable_index;
         let durable = if group == METADATA_GROUP_ID {
@@ -436,7 +453,11 @@ impl RaftLoop {
                 .get(group)
                 .map_or(0, |partition| partition.checkpointed_index())
         };
-        let target = recorded.min(durable);
+        let followers = self
+            .multi
+            .needed_by_followers(group, self.snapshots.follower_lag_limit_entries())
+            .unwrap_or(u64::MAX);
+        let target = recorded.min(durable).min(followers);
         let Some(status) = self.multi.status(group) else {
             return;
         };
@@ -469,7 +490,7 @@ impl RaftLoop {
             }
         };
         let can_start = self.snapshots.can_start_work();
-        let directory = self.snapshots.staging_directory(group);
+        let area = self.staging_area(group);
         let state = self.snapshot_state(group);
         if state
             .staged
@@ -494,7 +515,7 @@ impl RaftLoop {
         let commands = self.snapshots.commands.clone();
         self.snapshots.runtime.spawn(async move {
             let started = Instant::now();
-            let result = stage_with_fallback(&objects, manifest, encoded, &directory).await;
+            let result = stage_with_fallback(&objects, manifest, encoded, &area).await;
             let kind = if group == METADATA_GROUP_ID {
                 "metadata"
             } else {
@@ -588,12 +609,12 @@ impl RaftLoop {
         if !needed {
             return Ok(None);
         }
-        let directory = self.snapshots.staging_directory(group);
+        let area = self.staging_area(group);
         let objects = self.snapshots.objects.clone();
         let staged = self
             .snapshots
             .runtime
-            .block_on(stage_newest(&objects, group, truncated, &directory))?;
+            .block_on(stage_newest(&objects, group, truncated, &area))?;
         let Some(Staged::Partition {
             manifest,
             encoded,
@@ -653,12 +674,11 @@ impl RaftLoop {
             return Ok(0);
         }
         let objects = self.snapshots.objects.clone();
-        let staged = self.snapshots.runtime.block_on(stage_newest(
-            &objects,
-            METADATA_GROUP_ID,
-            0,
-            &self.snapshots.staging_directory(METADATA_GROUP_ID),
-        ))?;
+        let area = self.staging_area(METADATA_GROUP_ID);
+        let staged =
+            self.snapshots
+                .runtime
+                .block_on(stage_newest(&objects, METADATA_GROUP_ID, 0, &area))?;
         let Some(Staged::Metadata {
             manifest,
             encoded,

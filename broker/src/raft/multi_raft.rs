@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use raft::eraftpb::{ConfState, Entry, Message, MessageType, Snapshot};
-use raft::{RawNode, SnapshotStatus, StateRole};
+use raft::{ProgressState, RawNode, SnapshotStatus, StateRole};
 
 use super::group_storage::GroupStorage;
 use super::log_store::{RaftLogStore, StoreBatch, StoreResult};
@@ -351,6 +351,29 @@ impl MultiRaft {
         let mut batch = StoreBatch::default();
         batch.group(group).compact_to = Some(index);
         self.store.write(batch, false)
+    }
+
+    /// On a leader: the lowest index that a live follower still needs the log after, among
+    /// followers at most `max_lag_entries` behind: a follower being sent a snapshot needs the
+    /// entries after that snapshot, others those after what they hold. Compacting below it
+    /// lets a follower that is catching up finish from the log instead of being sent one
+    /// snapshot after another. `None` when no follower qualifies, or not the leader.
+    pub fn needed_by_followers(&self, group: u64, max_lag_entries: u64) -> Option<u64> {
+        let node = self.groups.get(&group)?;
+        let raft = &node.raft;
+        if raft.state != StateRole::Leader {
+            return None;
+        }
+        let last = raft.raft_log.last_index();
+        raft.prs()
+            .iter()
+            .filter(|(id, progress)| **id != raft.id && progress.recent_active)
+            .map(|(_, progress)| match progress.state {
+                ProgressState::Snapshot => progress.pending_snapshot,
+                ProgressState::Probe | ProgressState::Replicate => progress.matched,
+            })
+            .filter(|needed| last.saturating_sub(*needed) <= max_lag_entries)
+            .min()
     }
 
     pub fn report_unreachable(&mut self, group: u64, peer: u64) {

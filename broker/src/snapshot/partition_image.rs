@@ -153,12 +153,15 @@ async fn upload_range(
 
 /// Downloads and checks every chunk of a partition snapshot into `directory` (emptied
 /// first), as segment files a [`crate::storage::PartitionLog`] opens, with a checkpoint at
-/// the snapshot's index. A chunk that fails its checks is deleted from the store (it is
-/// provably bad, and the next snapshot uploads it again) and the staging fails.
+/// the snapshot's index. A chunk the local `replica` already holds is copied from it instead
+/// (replicas are byte-identical below their high watermark, so a follower that is behind
+/// downloads only what it lacks). A chunk that fails its checks is deleted from the store (it
+/// is provably bad, and the next snapshot uploads it again) and the staging fails.
 pub async fn stage(
     objects: &SnapshotObjects,
     manifest: &Manifest,
     directory: &Path,
+    replica: Option<&Arc<Partition>>,
 ) -> Result<(), SnapshotError> {
     let Content::Partition(content) = &manifest.content else {
         return Err(SnapshotError::WrongKind {
@@ -169,7 +172,11 @@ pub async fn stage(
     std::fs::create_dir_all(directory).map_err(|error| SnapshotError::io(directory, error))?;
     let fetches = content.chunks.clone().into_iter().map(|chunk| {
         let objects = objects.clone();
+        let replica = replica.cloned();
         async move {
+            if let Some(copied) = copy_from_replica(replica, &chunk).await {
+                return Ok((copied, true));
+            }
             let stored = objects.get(&chunk.key).await?;
             tokio::task::spawn_blocking(move || {
                 let corrupt = |message: String| SnapshotError::Corrupt {
@@ -178,7 +185,7 @@ pub async fn stage(
                 };
                 let plain = unseal(&stored, &chunk.digest).map_err(|e| corrupt(e.to_string()))?;
                 check_batches(&plain, chunk.start_offset, chunk.end_offset).map_err(corrupt)?;
-                Ok::<_, SnapshotError>(plain)
+                Ok::<_, SnapshotError>((plain, false))
             })
             .await
             .map_err(|error| SnapshotError::Task(error.to_string()))?
@@ -186,11 +193,12 @@ pub async fn stage(
     });
     let mut downloads = futures::stream::iter(fetches).buffered(PARALLEL_DOWNLOADS);
     let mut position = 0;
+    let (mut copied_bytes, mut downloaded_bytes) = (0u64, 0u64);
     while let Some(result) = downloads.next().await {
         let chunk = &content.chunks[position];
         position += 1;
-        let plain = match result {
-            Ok(plain) => plain,
+        let (plain, copied) = match result {
+            Ok(fetched) => fetched,
             Err(error) => {
                 if matches!(error, SnapshotError::Corrupt { .. }) {
                     let _ = objects.delete(&chunk.key).await;
@@ -198,6 +206,11 @@ pub async fn stage(
                 return Err(error);
             }
         };
+        if copied {
+            copied_bytes += plain.len() as u64;
+        } else {
+            downloaded_bytes += plain.len() as u64;
+        }
         write_synced(&segment_path(directory, chunk.start_offset), &plain)?;
     }
     if content.chunks.is_empty() {
@@ -210,7 +223,43 @@ pub async fn stage(
     checkpoint
         .write(directory)
         .map_err(|error| SnapshotError::io(directory, error))?;
+    metrics::counter!("chronik_snapshot_reused_bytes_total").increment(copied_bytes);
+    tracing::info!(
+        group = manifest.group,
+        index = manifest.index,
+        copied_bytes,
+        downloaded_bytes,
+        "snapshot staged"
+    );
     Ok(())
+}
+
+/// The chunk's batches read from the local replica, when it holds all of them (below its
+/// high watermark) and they pass the same checks as a download; `None` otherwise.
+async fn copy_from_replica(replica: Option<Arc<Partition>>, chunk: &Chunk) -> Option<Vec<u8>> {
+    let replica = replica?;
+    let (start, end) = (chunk.start_offset, chunk.end_offset);
+    if start < replica.log_start_offset() || end > replica.high_watermark() {
+        return None;
+    }
+    let expected_bytes = chunk.digest.plain_bytes as usize;
+    tokio::task::spawn_blocking(move || {
+        let mut plain = Vec::with_capacity(expected_bytes);
+        let mut next = start;
+        while next < end {
+            let read = replica.read_until(next, CHUNK_BYTES, end).ok()?;
+            if read.next_offset <= next {
+                return None;
+            }
+            plain.extend_from_slice(&read.bytes);
+            next = read.next_offset;
+        }
+        let intact = plain.len() == expected_bytes && check_batches(&plain, start, end).is_ok();
+        intact.then_some(plain)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Lists the chunk objects of `group` in the store with their sizes.

@@ -2,6 +2,7 @@
 //! before anything is installed, and swapping a staged partition directory into place.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use raft::eraftpb::{ConfState, Snapshot};
 use tracing::error;
@@ -11,6 +12,7 @@ use super::manifest::{self, Content, Manifest};
 use super::metadata_image::{self, MetadataCheckpoint};
 use super::objects::SnapshotObjects;
 use super::partition_image;
+use crate::partition::Partition;
 
 /// A snapshot downloaded and checked, ready to install.
 pub enum Staged {
@@ -60,21 +62,29 @@ pub fn raft_snapshot(manifest: &Manifest, encoded: Vec<u8>) -> Snapshot {
     snapshot
 }
 
+/// Where a snapshot is staged, and the local replica it is to replace, if any: what that
+/// replica already holds is copied rather than downloaded.
+#[derive(Clone)]
+pub struct StagingArea {
+    pub directory: PathBuf,
+    pub replica: Option<Arc<Partition>>,
+}
+
 /// Stages the snapshot a leader sent; when it fails its checks, the newest older one that
 /// passes them.
 pub async fn stage_with_fallback(
     objects: &SnapshotObjects,
     manifest: Manifest,
     encoded: Vec<u8>,
-    directory: &Path,
+    area: &StagingArea,
 ) -> Result<Staged, SnapshotError> {
     let group = manifest.group;
     let index = manifest.index;
-    match stage(objects, manifest, encoded, directory).await {
+    match stage(objects, manifest, encoded, area).await {
         Ok(staged) => Ok(staged),
         Err(first_error) => {
             error!(group, index, %first_error, "snapshot unusable; trying older snapshots of the group");
-            match stage_newest_below(objects, group, 0, Some(index), directory).await? {
+            match stage_newest_below(objects, group, 0, Some(index), area).await? {
                 Some(staged) => Ok(staged),
                 None => Err(first_error),
             }
@@ -87,9 +97,9 @@ pub async fn stage_newest(
     objects: &SnapshotObjects,
     group: u64,
     min_index: u64,
-    directory: &Path,
+    area: &StagingArea,
 ) -> Result<Option<Staged>, SnapshotError> {
-    stage_newest_below(objects, group, min_index, None, directory).await
+    stage_newest_below(objects, group, min_index, None, area).await
 }
 
 async fn stage_newest_below(
@@ -97,7 +107,7 @@ async fn stage_newest_below(
     group: u64,
     min_index: u64,
     below_index: Option<u64>,
-    directory: &Path,
+    area: &StagingArea,
 ) -> Result<Option<Staged>, SnapshotError> {
     let mut keys: Vec<(u64, String)> = objects
         .list(&manifest::manifests_prefix(group))
@@ -115,7 +125,7 @@ async fn stage_newest_below(
                     key: key.clone(),
                     source,
                 })?;
-            stage(objects, manifest, encoded, directory).await
+            stage(objects, manifest, encoded, area).await
         };
         match attempt.await {
             Ok(staged) => return Ok(Some(staged)),
@@ -129,15 +139,16 @@ async fn stage(
     objects: &SnapshotObjects,
     manifest: Manifest,
     encoded: Vec<u8>,
-    directory: &Path,
+    area: &StagingArea,
 ) -> Result<Staged, SnapshotError> {
     match &manifest.content {
         Content::Partition(_) => {
-            partition_image::stage(objects, &manifest, directory).await?;
+            let replica = area.replica.as_ref();
+            partition_image::stage(objects, &manifest, &area.directory, replica).await?;
             Ok(Staged::Partition {
                 manifest,
                 encoded,
-                directory: directory.to_path_buf(),
+                directory: area.directory.clone(),
             })
         }
         Content::Metadata(_) => {
