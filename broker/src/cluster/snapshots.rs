@@ -73,10 +73,6 @@ pub(crate) enum SnapshotEvent {
 struct GroupSnapshots {
     /// Index of the snapshot recorded in the Raft store (0: none).
     recorded_index: u64,
-    /// The log may be compacted up to here: the snapshot recorded before the current one.
-    /// One snapshot's worth of entries stays, so a follower that has just installed the
-    /// newest snapshot continues from the log instead of chasing the next snapshot.
-    compactable_index: u64,
     recorded_at: Option<Instant>,
     /// Entry bytes applied since the last snapshot was cut.
     applied_bytes: u64,
@@ -415,9 +411,6 @@ impl RaftLoop {
                 return;
             }
             let state = self.snapshot_state(group);
-            if index > state.recorded_index {
-                state.compactable_index = state.recorded_index;
-            }
             state.recorded_index = index;
             state.recorded_at = Some(Instant::now());
             state.sends = 0;
@@ -441,11 +434,12 @@ impl RaftLoop {
         }
     }
 
-    /// Compacts `group`'s log up to the snapshot before its recorded one, but never past what
-    /// its state machine has made durable here, nor (on the leader) past what a live follower
-    /// catching up still needs (see `MultiRaft::needed_by_followers`).
+    /// Compacts `group`'s log up to its recorded snapshot, but never past what its state
+    /// machine has made durable here, nor (on the leader) past what a live follower catching
+    /// up still needs (see `MultiRaft::needed_by_followers`): a follower that is sent the
+    /// newest snapshot then continues from the log instead of chasing the next snapshot.
     fn compact_group(&mut self, group: u64) {
-        let recorded = self.snapshot_state(group).compactable_index;
+        let recorded = self.snapshot_state(group).recorded_index;
         let durable = if group == METADATA_GROUP_ID {
             self.snapshots.metadata_checkpoint_index
         } else {

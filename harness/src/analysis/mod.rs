@@ -50,7 +50,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::{Counts, LatencySample, LatencySummary, ThroughputSample, Window};
 use crate::workload::{FinalRead, Records};
@@ -98,7 +98,8 @@ pub struct GroupFindings {
 }
 
 /// A few instances of each finding, one line each, to say which messages and where.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Examples {
     pub lost: ExampleList,
     pub undelivered: ExampleList,
@@ -108,9 +109,26 @@ pub struct Examples {
 }
 
 /// At most `EXAMPLE_LIMIT` lines.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ExampleList(pub Vec<String>);
+
+impl Examples {
+    /// Each finding's name with its examples, the empty ones left out.
+    pub fn named(&self) -> Vec<(&'static str, &[String])> {
+        [
+            ("lost", &self.lost),
+            ("undelivered", &self.undelivered),
+            ("duplicates", &self.duplicates),
+            ("reordered", &self.reordered),
+            ("inconsistent offsets", &self.inconsistent_offsets),
+        ]
+        .into_iter()
+        .filter(|(_, list)| !list.0.is_empty())
+        .map(|(name, list)| (name, list.0.as_slice()))
+        .collect()
+    }
+}
 
 impl ExampleList {
     /// Keeps the line `describe` makes while there is room (and only then makes it).

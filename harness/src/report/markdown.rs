@@ -48,6 +48,16 @@ pub fn render_markdown(report: &RunReport) -> String {
         "Throughput over time",
         &tables::throughput_over_time(report),
     );
+    let examples = report.examples.named();
+    if !examples.is_empty() {
+        let _ = writeln!(page, "## Examples\n");
+        for (finding, lines) in examples {
+            for line in lines {
+                let _ = writeln!(page, "- {finding}: {}", escape_markdown(line));
+            }
+        }
+        page.push('\n');
+    }
     if !report.broker_logs.is_empty() {
         let _ = writeln!(page, "## Broker logs\n");
         for log in &report.broker_logs {
@@ -109,6 +119,22 @@ mod tests {
         assert!(markdown
             .lines()
             .any(|line| line.starts_with("| lost") && line.contains("FAIL")));
+    }
+
+    #[test]
+    fn examples_of_findings_are_listed_only_when_there_are_some() {
+        let mut report = sample_report();
+        assert!(!render_markdown(&report).contains("## Examples"));
+        report
+            .examples
+            .duplicates
+            .0
+            .push("producer 1 sequence 7 at events/0 offsets 5 and 9".into());
+        let markdown = render_markdown(&report);
+        assert!(
+            markdown.contains("## Examples\n\n- duplicates: producer 1 sequence 7 at events/0 offsets 5 and 9\n"),
+            "{markdown}"
+        );
     }
 
     #[test]

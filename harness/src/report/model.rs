@@ -119,6 +119,9 @@ pub struct RunReport {
     pub cpu: CpuUse,
     #[serde(default)]
     pub storage: StorageUse,
+    /// A few of the lost, duplicated, reordered ... messages, to say which and where.
+    #[serde(default)]
+    pub examples: crate::analysis::Examples,
 }
 
 /// What the brokers' Raft logs and snapshots used, read from their `/metrics` at the end of

@@ -179,6 +179,7 @@ pub fn sample_report() -> RunReport {
         broker_logs: vec!["logs/node-1.log".to_string(), "logs/node-2.log".to_string()],
         cpu: CpuUse::default(),
         storage: StorageUse::default(),
+        examples: Default::default(),
     }
 }
 

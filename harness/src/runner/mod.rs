@@ -695,6 +695,7 @@ impl<'a> Run<'a> {
             checks: judgement.checks,
             broker_logs: gathered.broker_logs,
             storage: gathered.storage,
+            examples: findings.examples,
         }
     }
 }
