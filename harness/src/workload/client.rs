@@ -11,6 +11,12 @@ pub const MESSAGE_TIMEOUT_MS: u64 = 30_000;
 /// How long one produce or fetch request may take before it is retried (a paused broker must
 /// not hold a request for the whole message timeout).
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// The client queue of an unthrottled (`rate: 0`) producer, in KiB: enough to keep every
+/// partition's pipeline full, small enough that a message waits seconds in it, never the
+/// whole `MESSAGE_TIMEOUT_MS` (librdkafka's default of 1 GiB did: messages then timed out
+/// in flight, and librdkafka re-sends the rest under a bumped epoch, which stores them
+/// twice; see librdkafka issue 4953).
+pub const UNTHROTTLED_QUEUE_KIB: u64 = 32 * 1024;
 /// The longest wait before reconnecting to a broker that went away (librdkafka's default of
 /// 10 s would hide a restarted broker for that long).
 pub const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
@@ -41,6 +47,12 @@ pub fn producer_config(bootstrap: &str, producer: &Producer) -> ClientConfig {
         .set("compression.type", compression_value(producer.compression))
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
         .set("request.timeout.ms", REQUEST_TIMEOUT_MS.to_string());
+    if producer.rate == 0 {
+        config.set(
+            "queue.buffering.max.kbytes",
+            UNTHROTTLED_QUEUE_KIB.to_string(),
+        );
+    }
     for (key, value) in &producer.config {
         config.set(key, value);
     }
@@ -109,11 +121,21 @@ mod tests {
     #[test]
     fn the_scenario_sets_the_producer_properties_and_its_map_wins() {
         let config = producer_config("127.0.0.1:9092", &producer());
+        assert_eq!(
+            config.get("queue.buffering.max.kbytes"),
+            Some(UNTHROTTLED_QUEUE_KIB.to_string().as_str())
+        );
         assert_eq!(config.get("acks"), Some("1"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("compression.type"), Some("zstd"));
         assert_eq!(config.get("linger.ms"), Some("7"));
         assert_eq!(config.get("message.timeout.ms"), Some("9000"));
         assert_eq!(config.get("request.timeout.ms"), Some("5000"));
+        let throttled = Producer {
+            rate: 100,
+            ..producer()
+        };
+        let config = producer_config("127.0.0.1:9092", &throttled);
+        assert_eq!(config.get("queue.buffering.max.kbytes"), None);
     }
 }
