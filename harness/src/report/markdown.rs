@@ -132,7 +132,9 @@ mod tests {
             .push("producer 1 sequence 7 at events/0 offsets 5 and 9".into());
         let markdown = render_markdown(&report);
         assert!(
-            markdown.contains("## Examples\n\n- duplicates: producer 1 sequence 7 at events/0 offsets 5 and 9\n"),
+            markdown.contains(
+                "## Examples\n\n- duplicates: producer 1 sequence 7 at events/0 offsets 5 and 9\n"
+            ),
             "{markdown}"
         );
     }
