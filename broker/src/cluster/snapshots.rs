@@ -40,7 +40,7 @@ use crate::snapshot::partition_image::{self, PartitionCut};
 use crate::snapshot::policy::SnapshotSettings;
 use crate::snapshot::retention::enforce_retention;
 use crate::snapshot::staging::{
-    raft_snapshot, stage_newest, stage_with_fallback, swap_in, Staged, StagingArea,
+    install_partition, raft_snapshot, stage_newest, stage_with_fallback, Staged, StagingArea,
 };
 
 /// Ticks between checks of which groups are due for a snapshot or a compaction.
@@ -613,6 +613,7 @@ impl RaftLoop {
             manifest,
             encoded,
             directory,
+            reused_below,
         }) = staged
         else {
             if pristine {
@@ -628,7 +629,7 @@ impl RaftLoop {
             .topic(&partition.topic)
             .ok_or(SnapshotError::WrongKind { group })?;
         partition.retire();
-        swap_in(partition.directory(), &directory)?;
+        install_partition(group, partition, &directory, reused_below)?;
         let (reopened, reopened_applied) = (self.opener)(&topic, partition.index)
             .map_err(|error| SnapshotError::Task(error.to_string()))?;
         self.replicas.insert(reopened);
@@ -752,7 +753,11 @@ impl Installer<'_> {
         };
         state.recorded_index = state.recorded_index.max(index);
         let kind = match staged {
-            Staged::Partition { directory, .. } => {
+            Staged::Partition {
+                directory,
+                reused_below,
+                ..
+            } => {
                 let old = self
                     .replicas
                     .get(group)
@@ -762,7 +767,8 @@ impl Installer<'_> {
                     .topic(&old.topic)
                     .ok_or_else(|| format!("topic {} is not in the catalog", old.topic))?;
                 old.retire();
-                swap_in(old.directory(), &directory).map_err(|error| error.to_string())?;
+                install_partition(group, &old, &directory, reused_below)
+                    .map_err(|error| error.to_string())?;
                 let (partition, _) =
                     (self.opener)(&topic, old.index).map_err(|error| error.to_string())?;
                 partition.publish_high_watermark();

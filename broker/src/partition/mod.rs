@@ -267,6 +267,17 @@ impl Partition {
         &self.directory
     }
 
+    /// Makes everything appended so far durable (without recording a checkpoint).
+    pub fn sync_log(&self) -> Result<(), StorageError> {
+        let sync_handle = self.log.read().sync_handle();
+        sync_handle.sync()
+    }
+
+    /// The base offsets of the log's segment files, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.log.read().segment_base_offsets()
+    }
+
     pub fn applied_index(&self) -> u64 {
         self.applied_index.load(Ordering::Acquire)
     }

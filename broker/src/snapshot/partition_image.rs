@@ -151,18 +151,19 @@ async fn upload_range(
     Ok(chunks)
 }
 
-/// Downloads and checks every chunk of a partition snapshot into `directory` (emptied
-/// first), as segment files a [`crate::storage::PartitionLog`] opens, with a checkpoint at
-/// the snapshot's index. A chunk the local `replica` already holds is copied from it instead
-/// (replicas are byte-identical below their high watermark, so a follower that is behind
-/// downloads only what it lacks). A chunk that fails its checks is deleted from the store (it
-/// is provably bad, and the next snapshot uploads it again) and the staging fails.
+/// Downloads and checks the chunks of a partition snapshot into `directory` (emptied first),
+/// as segment files a [`crate::storage::PartitionLog`] opens, with a checkpoint at the
+/// snapshot's index. Returns the offset below which the local `replica` supplies the log
+/// instead ([`complete_from_replica`] adds it at install): replicas are byte-identical, so a
+/// follower that is merely behind, or restored at start-up, downloads only what it lacks. A
+/// chunk that fails its checks is deleted from the store (it is provably bad, and the next
+/// snapshot uploads it again) and the staging fails.
 pub async fn stage(
     objects: &SnapshotObjects,
     manifest: &Manifest,
     directory: &Path,
     replica: Option<&Arc<Partition>>,
-) -> Result<(), SnapshotError> {
+) -> Result<Option<i64>, SnapshotError> {
     let Content::Partition(content) = &manifest.content else {
         return Err(SnapshotError::WrongKind {
             group: manifest.group,
@@ -170,13 +171,21 @@ pub async fn stage(
     };
     let _ = std::fs::remove_dir_all(directory);
     std::fs::create_dir_all(directory).map_err(|error| SnapshotError::io(directory, error))?;
-    let fetches = content.chunks.clone().into_iter().map(|chunk| {
+    let reused_below = replica.and_then(|replica| {
+        let end = replica.log_end_offset();
+        let usable = end > replica.log_start_offset()
+            && (content.log_start_offset..=content.log_end_offset).contains(&end);
+        usable.then_some(end)
+    });
+    let needed: Vec<Chunk> = content
+        .chunks
+        .iter()
+        .filter(|chunk| reused_below.is_none_or(|below| chunk.end_offset > below))
+        .cloned()
+        .collect();
+    let fetches = needed.iter().cloned().map(|chunk| {
         let objects = objects.clone();
-        let replica = replica.cloned();
         async move {
-            if let Some(copied) = copy_from_replica(replica, &chunk).await {
-                return Ok((copied, true));
-            }
             let stored = objects.get(&chunk.key).await?;
             tokio::task::spawn_blocking(move || {
                 let corrupt = |message: String| SnapshotError::Corrupt {
@@ -185,7 +194,7 @@ pub async fn stage(
                 };
                 let plain = unseal(&stored, &chunk.digest).map_err(|e| corrupt(e.to_string()))?;
                 check_batches(&plain, chunk.start_offset, chunk.end_offset).map_err(corrupt)?;
-                Ok::<_, SnapshotError>((plain, false))
+                Ok::<_, SnapshotError>(plain)
             })
             .await
             .map_err(|error| SnapshotError::Task(error.to_string()))?
@@ -193,12 +202,12 @@ pub async fn stage(
     });
     let mut downloads = futures::stream::iter(fetches).buffered(PARALLEL_DOWNLOADS);
     let mut position = 0;
-    let (mut copied_bytes, mut downloaded_bytes) = (0u64, 0u64);
+    let mut downloaded_bytes = 0u64;
     while let Some(result) = downloads.next().await {
-        let chunk = &content.chunks[position];
+        let chunk = &needed[position];
         position += 1;
-        let (plain, copied) = match result {
-            Ok(fetched) => fetched,
+        let plain = match result {
+            Ok(plain) => plain,
             Err(error) => {
                 if matches!(error, SnapshotError::Corrupt { .. }) {
                     let _ = objects.delete(&chunk.key).await;
@@ -206,12 +215,21 @@ pub async fn stage(
                 return Err(error);
             }
         };
-        if copied {
-            copied_bytes += plain.len() as u64;
-        } else {
-            downloaded_bytes += plain.len() as u64;
-        }
-        write_synced(&segment_path(directory, chunk.start_offset), &plain)?;
+        downloaded_bytes += plain.len() as u64;
+        let (first, bytes) = match reused_below {
+            Some(below) if chunk.start_offset < below => {
+                let kept = batches_from(&plain, below).ok_or_else(|| SnapshotError::Read {
+                    group: manifest.group,
+                    message: format!(
+                        "the local replica ends at offset {below}, inside a batch of {}",
+                        chunk.key
+                    ),
+                })?;
+                (below, kept)
+            }
+            _ => (chunk.start_offset, &plain[..]),
+        };
+        write_synced(&segment_path(directory, first), bytes)?;
     }
     if content.chunks.is_empty() {
         write_synced(&segment_path(directory, content.log_start_offset), &[])?;
@@ -223,43 +241,95 @@ pub async fn stage(
     checkpoint
         .write(directory)
         .map_err(|error| SnapshotError::io(directory, error))?;
-    metrics::counter!("chronik_snapshot_reused_bytes_total").increment(copied_bytes);
     tracing::info!(
         group = manifest.group,
         index = manifest.index,
-        copied_bytes,
+        reused_below,
         downloaded_bytes,
         "snapshot staged"
     );
-    Ok(())
+    Ok(reused_below)
 }
 
-/// The chunk's batches read from the local replica, when it holds all of them (below its
-/// high watermark) and they pass the same checks as a download; `None` otherwise.
-async fn copy_from_replica(replica: Option<Arc<Partition>>, chunk: &Chunk) -> Option<Vec<u8>> {
-    let replica = replica?;
-    let (start, end) = (chunk.start_offset, chunk.end_offset);
-    if start < replica.log_start_offset() || end > replica.high_watermark() {
-        return None;
+/// The batches of `plain` from the one starting at `offset` on; `None` when no batch starts
+/// there. `plain` has passed [`check_batches`].
+fn batches_from(plain: &[u8], offset: i64) -> Option<&[u8]> {
+    let headers = record_batch::validate_batches(plain, usize::MAX).ok()?;
+    let mut position = 0;
+    for header in headers {
+        if header.base_offset == offset {
+            return Some(&plain[position..]);
+        }
+        position += header.total_bytes();
     }
-    let expected_bytes = chunk.digest.plain_bytes as usize;
-    tokio::task::spawn_blocking(move || {
-        let mut plain = Vec::with_capacity(expected_bytes);
+    None
+}
+
+/// Adds to a staged `directory` the log the (retired) `replica` supplies below
+/// `reused_below`: its segment files hard-linked when the replica ends exactly there (it
+/// usually does: it applied nothing while the snapshot was staged), else the batches copied.
+/// The replica's log is synced first, as the staged checkpoint vouches for it. Returns the
+/// bytes reused.
+pub fn complete_from_replica(
+    group: u64,
+    replica: &Partition,
+    directory: &Path,
+    reused_below: i64,
+) -> Result<u64, SnapshotError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| SnapshotError::io(&path, error)
+    };
+    replica.sync_log().map_err(|error| SnapshotError::Read {
+        group,
+        message: format!("syncing {}: {error}", replica.directory().display()),
+    })?;
+    let mut reused_bytes = 0u64;
+    if replica.log_end_offset() == reused_below {
+        // A segment starting at the end is empty, and the staged tail starts there.
+        for base_offset in replica
+            .segment_base_offsets()
+            .into_iter()
+            .filter(|base_offset| *base_offset < reused_below)
+        {
+            let source = segment_path(replica.directory(), base_offset);
+            let target = segment_path(directory, base_offset);
+            std::fs::hard_link(&source, &target).map_err(io(&source))?;
+            reused_bytes += std::fs::metadata(&target).map_err(io(&target))?.len();
+        }
+    } else {
+        use std::io::Write;
+        let start = replica.log_start_offset();
+        let target = segment_path(directory, start);
+        let mut file = std::fs::File::create(&target).map_err(io(&target))?;
         let mut next = start;
-        while next < end {
-            let read = replica.read_until(next, CHUNK_BYTES, end).ok()?;
+        while next < reused_below {
+            let read = replica
+                .read_until(next, CHUNK_BYTES, reused_below)
+                .map_err(|error| SnapshotError::Read {
+                    group,
+                    message: format!("copying {}: {error}", replica.directory().display()),
+                })?;
             if read.next_offset <= next {
-                return None;
+                return Err(SnapshotError::Read {
+                    group,
+                    message: format!(
+                        "{} returned nothing at offset {next} (below {reused_below})",
+                        replica.directory().display()
+                    ),
+                });
             }
-            plain.extend_from_slice(&read.bytes);
+            file.write_all(&read.bytes).map_err(io(&target))?;
+            reused_bytes += read.bytes.len() as u64;
             next = read.next_offset;
         }
-        let intact = plain.len() == expected_bytes && check_batches(&plain, start, end).is_ok();
-        intact.then_some(plain)
-    })
-    .await
-    .ok()
-    .flatten()
+        file.sync_data().map_err(io(&target))?;
+    }
+    std::fs::File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .map_err(io(directory))?;
+    metrics::counter!("chronik_snapshot_reused_bytes_total").increment(reused_bytes);
+    Ok(reused_bytes)
 }
 
 /// Lists the chunk objects of `group` in the store with their sizes.
@@ -312,4 +382,41 @@ pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::record_batch::build_test_batch;
+
+    /// Three batches at offsets 10 (2 records), 12 (1) and 13 (3), concatenated.
+    fn three_batches() -> (Vec<u8>, usize, usize) {
+        let record: (&[u8], &[u8]) = (b"k", b"v");
+        let first = build_test_batch(10, &[record; 2], -1, -1, -1, 1_000);
+        let second = build_test_batch(12, &[record; 1], -1, -1, -1, 1_000);
+        let third = build_test_batch(13, &[record; 3], -1, -1, -1, 1_000);
+        let (first_len, second_len) = (first.len(), second.len());
+        let plain = [first, second, third].concat();
+        (plain, first_len, first_len + second_len)
+    }
+
+    #[test]
+    fn a_chunk_is_trimmed_to_the_batch_where_the_local_replica_ends() {
+        let (plain, second_at, third_at) = three_batches();
+        check_batches(&plain, 10, 16).unwrap();
+        assert_eq!(batches_from(&plain, 10), Some(&plain[..]));
+        assert_eq!(batches_from(&plain, 12), Some(&plain[second_at..]));
+        assert_eq!(batches_from(&plain, 13), Some(&plain[third_at..]));
+        let tail = batches_from(&plain, 13).unwrap();
+        check_batches(tail, 13, 16).unwrap();
+    }
+
+    #[test]
+    fn an_end_inside_a_batch_or_outside_the_chunk_is_refused() {
+        let (plain, ..) = three_batches();
+        assert_eq!(batches_from(&plain, 11), None);
+        assert_eq!(batches_from(&plain, 14), None);
+        assert_eq!(batches_from(&plain, 16), None);
+        assert_eq!(batches_from(&plain, 9), None);
+    }
 }

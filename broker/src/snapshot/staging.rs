@@ -20,6 +20,9 @@ pub enum Staged {
         manifest: Manifest,
         encoded: Vec<u8>,
         directory: PathBuf,
+        /// The local replica supplies the log below this offset (see
+        /// [`partition_image::complete_from_replica`]).
+        reused_below: Option<i64>,
     },
     Metadata {
         manifest: Manifest,
@@ -144,11 +147,13 @@ async fn stage(
     match &manifest.content {
         Content::Partition(_) => {
             let replica = area.replica.as_ref();
-            partition_image::stage(objects, &manifest, &area.directory, replica).await?;
+            let reused_below =
+                partition_image::stage(objects, &manifest, &area.directory, replica).await?;
             Ok(Staged::Partition {
                 manifest,
                 encoded,
                 directory: area.directory.clone(),
+                reused_below,
             })
         }
         Content::Metadata(_) => {
@@ -160,6 +165,20 @@ async fn stage(
             })
         }
     }
+}
+
+/// Replaces the (retired) `replica`'s directory by the staged one, completed first with what
+/// the replica supplies (`reused_below`).
+pub fn install_partition(
+    group: u64,
+    replica: &Partition,
+    staged: &Path,
+    reused_below: Option<i64>,
+) -> Result<(), SnapshotError> {
+    if let Some(below) = reused_below {
+        partition_image::complete_from_replica(group, replica, staged, below)?;
+    }
+    swap_in(replica.directory(), staged)
 }
 
 /// Replaces the directory `live` by `staged`: the old one is moved aside, the staged one
