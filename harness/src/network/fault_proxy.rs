@@ -110,7 +110,13 @@ impl FaultProxy {
         })
     }
 
-    /// `built-in`, or the URL given to `external`.
+    /// Names the proxy in reports (for example, where it runs) instead of its URL.
+    pub fn described_as(mut self, description: &str) -> Self {
+        self.description = description.to_string();
+        self
+    }
+
+    /// `built-in`, or the URL given to `external` (or what `described_as` said).
     pub fn description(&self) -> String {
         self.description.clone()
     }
