@@ -94,7 +94,16 @@ fn run_passing(engine: &DockerEngine, scenario: &Path) -> RunReport {
                 .expect("report.json parses")
         })
         .unwrap_or_else(|| panic!("no report: {}", explain(&output)));
-    assert_eq!(report.verdict, Verdict::Pass, "{}", explain(&output));
+    if report.verdict != Verdict::Pass {
+        // Keep the report, the logs and the nodes' data to look at.
+        let kept = reports.keep();
+        panic!(
+            "verdict {:?}; the run's folder is kept in {}\n{}",
+            report.verdict,
+            kept.display(),
+            explain(&output)
+        );
+    }
     assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
     assert_eq!(report.cluster.runtime, "docker");
     assert!(

@@ -183,6 +183,23 @@ impl FaultProxy {
         Ok(())
     }
 
+    /// Points a proxy at another upstream. As in Toxiproxy, this restarts the proxy (its open
+    /// connections close); whether it is enabled and its toxics stay as they were.
+    pub fn set_upstream(&self, name: &str, upstream: &str) -> anyhow::Result<()> {
+        check_name("proxy", name)?;
+        let proxy = self
+            .rest
+            .post(&["proxies", name], &json!({ "upstream": upstream }))
+            .with_context(|| format!("Toxiproxy at {}", self.url))?;
+        if proxy.get("upstream").and_then(|value| value.as_str()) != Some(upstream) {
+            bail!(
+                "Toxiproxy at {}: proxy `{name}` did not take the upstream {upstream}: {proxy}",
+                self.url
+            );
+        }
+        Ok(())
+    }
+
     /// Adds the toxic `toxic_name` to a proxy; it acts at once, on open connections too.
     pub fn add_toxic(
         &self,

@@ -119,6 +119,20 @@ impl DockerEngine {
         Ok(Some(state.exit_code.unwrap_or(-1)))
     }
 
+    /// The container's address on `network` (it changes when the container starts again).
+    pub fn address_on(&self, container: &str, network: &str) -> anyhow::Result<String> {
+        let inspected = self
+            .block_on(self.docker.inspect_container(container, None))
+            .with_context(|| format!("docker inspect {container}"))?;
+        inspected
+            .network_settings
+            .and_then(|settings| settings.networks)
+            .and_then(|mut networks| networks.remove(network))
+            .and_then(|endpoint| endpoint.ip_address)
+            .filter(|address| !address.is_empty())
+            .with_context(|| format!("container {container} has no address on {network}"))
+    }
+
     /// Everything the container wrote to standard output and error, in order.
     pub fn logs(&self, container: &str) -> anyhow::Result<Vec<u8>> {
         let options = LogsOptionsBuilder::new()

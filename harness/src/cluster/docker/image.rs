@@ -17,7 +17,9 @@ use anyhow::{bail, Context};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use testcontainers::bollard::body_full;
-use testcontainers::bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
+use testcontainers::bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, ListImagesOptionsBuilder, RemoveImageOptions,
+};
 
 use super::engine::DockerEngine;
 use crate::broker_process::find_broker_binary;
@@ -188,7 +190,30 @@ pub fn ensure_image(
     engine
         .block_on(engine.docker().inspect_image(&tag))
         .with_context(|| format!("image {tag} was not there after building it"))?;
+    remove_older_images(engine, &tag);
     Ok(BrokerImage { tag, built: true })
+}
+
+/// Removes the images of earlier builds (each is as large as the binaries) that no container
+/// uses; the engine refuses to remove one that a container, running or not, still uses.
+fn remove_older_images(engine: &DockerEngine, current: &str) {
+    let filters = HashMap::from([("label".to_string(), vec![IMAGE_LABEL.to_string()])]);
+    let options = ListImagesOptionsBuilder::new().filters(&filters).build();
+    let Ok(images) = engine.block_on(engine.docker().list_images(Some(options))) else {
+        return;
+    };
+    for image in images {
+        if image.repo_tags.iter().any(|tag| tag == current) {
+            continue;
+        }
+        for tag in &image.repo_tags {
+            let _ = engine.block_on(engine.docker().remove_image(
+                tag,
+                None::<RemoveImageOptions>,
+                None,
+            ));
+        }
+    }
 }
 
 /// `chronik-bench image`: builds the image alone and prints its tag.

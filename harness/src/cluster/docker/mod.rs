@@ -61,6 +61,8 @@ struct Node {
 
 pub struct DockerCluster {
     wiring: Wiring,
+    /// The cluster's own handle on the proxy: it points links at nodes as they start and stop.
+    fault_proxy: Option<FaultProxy>,
     nodes: BTreeMap<NodeId, Node>,
     proxy: Option<Container>,
     directory: PathBuf,
@@ -99,6 +101,7 @@ impl DockerCluster {
         let wiring = Wiring::new(RunIdentity::new(), spec.nodes)?;
         let mut cluster = Self {
             wiring: wiring.clone(),
+            fault_proxy: None,
             nodes: BTreeMap::new(),
             proxy: None,
             directory: spec.directory.to_path_buf(),
@@ -124,11 +127,16 @@ impl DockerCluster {
         };
         cluster.proxy = Some(proxy_plan.start(&cluster.engine)?);
         let fault_proxy = connect_to_proxy(&wiring, &proxy_plan.name)?;
-        for (link, listen, upstream) in wiring.proxies() {
+        for (link, listen) in wiring.proxies() {
             fault_proxy
-                .create_proxy(&super::proxy_name(&link), &listen, &upstream)
+                .create_proxy(
+                    &super::proxy_name(&link),
+                    &listen,
+                    &Wiring::upstream(&link, None),
+                )
                 .with_context(|| format!("creating the fault proxy for {link}"))?;
         }
+        cluster.fault_proxy = Some(connect_to_proxy(&wiring, &proxy_plan.name)?);
         for &node in &wiring.nodes {
             let data = wiring.data_volume(node);
             cleanup::create_volume(&cluster.engine, run, &data)?;
@@ -169,6 +177,21 @@ impl DockerCluster {
     /// The run's id (its resources carry the label `chronik.run=<id>`).
     pub fn run_id(&self) -> &str {
         &self.wiring.run.id
+    }
+
+    /// Points the proxies of every link into `node` at its address, or (`None`) at a port
+    /// that refuses connections while it is down.
+    fn point_links_at(&self, node: NodeId, address: Option<&str>) -> anyhow::Result<()> {
+        let proxy = self
+            .fault_proxy
+            .as_ref()
+            .context("the fault proxy is not connected")?;
+        for link in self.wiring.links_into(node) {
+            proxy
+                .set_upstream(&super::proxy_name(&link), &Wiring::upstream(&link, address))
+                .with_context(|| format!("pointing {link} at node {node}"))?;
+        }
+        Ok(())
     }
 
     fn node(&mut self, node: NodeId) -> anyhow::Result<&mut Node> {
@@ -239,7 +262,7 @@ impl DockerCluster {
             engine.kill(container.id())?;
         }
         node.state = NodeState::Down;
-        Ok(())
+        self.point_links_at(node_id, None)
     }
 
     /// Copies every node's `/data` into `directory/node-N/` (the containers are stopped).
@@ -327,7 +350,8 @@ impl Cluster for DockerCluster {
             node::set_paused(engine, container, false)?;
         }
         node.state = NodeState::Down;
-        node::stop(engine, container)
+        node::stop(engine, container)?;
+        self.point_links_at(node_id, None)
     }
 
     fn pause(&mut self, node_id: NodeId) -> anyhow::Result<()> {
@@ -371,12 +395,18 @@ impl Cluster for DockerCluster {
         if node.state != NodeState::Down {
             bail!("node {node_id} is already running");
         }
-        match &node.container {
-            Some(container) => node::restart(engine, container)?,
-            None => node.container = Some(node.plan.start(engine)?),
-        }
+        let container = match node.container.take() {
+            Some(container) => {
+                let restarted = node::restart(engine, &container);
+                node.container = Some(container);
+                restarted?;
+                node.container.as_ref().expect("just put back")
+            }
+            None => node.container.insert(node.plan.start(engine)?),
+        };
         node.state = NodeState::Running;
-        Ok(())
+        let address = engine.address_on(container.id(), &self.wiring.run.network())?;
+        self.point_links_at(node_id, Some(&address))
     }
 
     fn wipe(&mut self, node_id: NodeId) -> anyhow::Result<()> {
@@ -421,6 +451,11 @@ impl Cluster for DockerCluster {
             if let Ok(Some(code)) = self.engine.exit_code(container.id()) {
                 node.state = NodeState::Down;
                 exits.push((*id, format!("container exited with code {code}")));
+            }
+        }
+        for (node, _) in &exits {
+            if let Err(error) = self.point_links_at(*node, None) {
+                eprintln!("{error:#}");
             }
         }
         exits

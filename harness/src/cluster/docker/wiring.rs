@@ -95,19 +95,36 @@ impl Wiring {
         }
     }
 
-    /// Every link's proxy: (link, listen address inside the proxy container, upstream).
-    pub fn proxies(&self) -> Vec<(Link, String, String)> {
+    /// Every link's proxy: (link, listen address inside the proxy container). Each starts
+    /// pointing at its node as down (`upstream`).
+    pub fn proxies(&self) -> Vec<(Link, String)> {
         all_links(&self.nodes)
             .into_iter()
-            .map(|link| {
-                let listen = format!("0.0.0.0:{}", self.proxy_port(&link));
-                let upstream = match link {
-                    Link::Peer { to, .. } => format!("{}:{RAFT_PORT}", self.node_container(to)),
-                    Link::Clients { to } => format!("{}:{KAFKA_PORT}", self.node_container(to)),
-                };
-                (link, listen, upstream)
+            .map(|link| (link, format!("0.0.0.0:{}", self.proxy_port(&link))))
+            .collect()
+    }
+
+    /// The links whose proxies lead to `node`: from every other node, and from the clients.
+    pub fn links_into(&self, node: NodeId) -> Vec<Link> {
+        all_links(&self.nodes)
+            .into_iter()
+            .filter(|link| match *link {
+                Link::Peer { to, .. } | Link::Clients { to } => to == node,
             })
             .collect()
+    }
+
+    /// Where a link's proxy sends to: the node's address on the run's network while it runs
+    /// (`node_address`), and a port nothing listens on inside the proxy container while it is
+    /// down, so a connection is refused at once, as it is by a dead process's port. Addresses,
+    /// not container names: the engine's resolver would ask the host's name servers about
+    /// the name of a stopped container.
+    pub fn upstream(link: &Link, node_address: Option<&str>) -> String {
+        let port = match link {
+            Link::Peer { .. } => RAFT_PORT,
+            Link::Clients { .. } => KAFKA_PORT,
+        };
+        format!("{}:{port}", node_address.unwrap_or("127.0.0.1"))
     }
 
     /// Node `node`'s `--peers`: every other node through its link's proxy.
@@ -209,22 +226,30 @@ mod tests {
 
     #[test]
     fn every_link_has_a_proxy_to_the_right_listener() {
-        let proxies = wiring().proxies();
+        let wiring = wiring();
+        let proxies = wiring.proxies();
         assert_eq!(proxies.len(), 3 * 2 + 3);
-        let find = |link: Link| {
+        let listen = |link: Link| {
             proxies
                 .iter()
-                .find(|(candidate, _, _)| *candidate == link)
-                .map(|(_, listen, upstream)| (listen.clone(), upstream.clone()))
+                .find(|(candidate, _)| *candidate == link)
+                .map(|(_, listen)| listen.clone())
                 .unwrap()
         };
+        assert_eq!(listen(Link::Peer { from: 3, to: 1 }), "0.0.0.0:10301");
+        assert_eq!(listen(Link::Clients { to: 2 }), "0.0.0.0:21002");
+        let into_1 = wiring.links_into(1);
+        assert_eq!(into_1.len(), 3);
+        assert!(into_1.contains(&Link::Peer { from: 2, to: 1 }));
+        assert!(into_1.contains(&Link::Clients { to: 1 }));
+        let peer = Link::Peer { from: 3, to: 1 };
         assert_eq!(
-            find(Link::Peer { from: 3, to: 1 }),
-            ("0.0.0.0:10301".into(), "chronik-7-x-node-1:9093".into())
+            Wiring::upstream(&peer, Some("172.20.0.3")),
+            "172.20.0.3:9093"
         );
         assert_eq!(
-            find(Link::Clients { to: 2 }),
-            ("0.0.0.0:21002".into(), "chronik-7-x-node-2:9092".into())
+            Wiring::upstream(&Link::Clients { to: 1 }, None),
+            "127.0.0.1:9092"
         );
     }
 
