@@ -1,13 +1,14 @@
 //! Who listens where in a docker run, and who dials what.
 //!
 //! ```text
-//! bench (host) --127.0.0.1:C_i--> [proxy container] clients-i 0.0.0.0:C_i --> node-i:9092
-//! node i --proxy:L_ij--> [proxy container] link-i-j 0.0.0.0:L_ij --> node-j:9093
+//! bench (host) --127.0.0.1:C_i--> [proxy container] clients-i 0.0.0.0:C_i --> node i:9092
+//! node i --proxy:L_ij--> [proxy container] link-i-j 0.0.0.0:L_ij --> node j:9093
 //! bench (host) --127.0.0.1:A--> proxy's Toxiproxy API (8474 inside)
 //! bench (host) --127.0.0.1:M_i--> node i's /metrics and /health (9644 inside)
 //! ```
 //!
-//! Containers reach each other by container name on the run's network. Each `clients-i` proxy
+//! Nodes reach the proxy container by its name on the run's network; the proxies reach a node
+//! by its address while it runs and are refused while it is down (`upstream`). Each `clients-i` proxy
 //! listens inside the proxy container on the same port number that is published on the
 //! host's loopback (`C_i`, a free host port), so node `i` advertises `127.0.0.1:C_i` and the
 //! bench's clients reach it there. The `link-i-j` proxies listen only inside the proxy
