@@ -14,6 +14,7 @@ mod api_relay;
 pub mod cleanup;
 pub mod engine;
 pub mod image;
+mod links;
 mod node;
 pub mod wiring;
 
@@ -32,8 +33,6 @@ use engine::DockerEngine;
 use node::{Container, ContainerPlan};
 use wiring::Wiring;
 
-/// How long the proxy container's API may take to answer.
-const PROXY_START_TIMEOUT_MS: u64 = 15_000;
 /// How often the containers' states are read for exits nobody caused. The runner asks every
 /// 50 ms; an inspection per node that often would cost the engine CPU the nodes need. An exit
 /// is reported at the next read, so none is missed: the run's last call comes after the
@@ -134,17 +133,9 @@ impl DockerCluster {
             published_ports: wiring.proxy_published_ports(),
         };
         cluster.proxy = Some(proxy_plan.start(&cluster.engine)?);
-        let fault_proxy = connect_to_proxy(&wiring, &proxy_plan.name)?;
-        for (link, listen) in wiring.proxies() {
-            fault_proxy
-                .create_proxy(
-                    &super::proxy_name(&link),
-                    &listen,
-                    &Wiring::upstream(&link, None),
-                )
-                .with_context(|| format!("creating the fault proxy for {link}"))?;
-        }
-        cluster.fault_proxy = Some(connect_to_proxy(&wiring, &proxy_plan.name)?);
+        let fault_proxy = links::connect_to_proxy(&wiring, &proxy_plan.name)?;
+        links::create_link_proxies(&fault_proxy, &wiring)?;
+        cluster.fault_proxy = Some(links::connect_to_proxy(&wiring, &proxy_plan.name)?);
         for &node in &wiring.nodes {
             let data = wiring.data_volume(node);
             cleanup::create_volume(&cluster.engine, run, &data)?;
@@ -194,12 +185,7 @@ impl DockerCluster {
             .fault_proxy
             .as_ref()
             .context("the fault proxy is not connected")?;
-        for link in self.wiring.links_into(node) {
-            proxy
-                .set_upstream(&super::proxy_name(&link), &Wiring::upstream(&link, address))
-                .with_context(|| format!("pointing {link} at node {node}"))?;
-        }
-        Ok(())
+        links::point_links_at(proxy, &self.wiring, node, address)
     }
 
     fn node(&mut self, node: NodeId) -> anyhow::Result<&mut Node> {
@@ -302,23 +288,6 @@ impl DockerCluster {
         }
         self.torn_down = true;
         cleanup::remove_run(&self.engine, &self.wiring.run.id)
-    }
-}
-
-/// Waits for the proxy container's API, then connects to it.
-fn connect_to_proxy(wiring: &Wiring, container: &str) -> anyhow::Result<FaultProxy> {
-    let url = format!("http://127.0.0.1:{}", wiring.proxy_api_port);
-    let deadline = Instant::now() + Duration::from_millis(PROXY_START_TIMEOUT_MS);
-    loop {
-        match FaultProxy::external(&url) {
-            Ok(proxy) => {
-                return Ok(proxy.described_as(&format!("built-in, in container {container}")))
-            }
-            Err(error) if Instant::now() >= deadline => {
-                return Err(error.context(format!("the fault proxy container {container}")))
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
     }
 }
 
