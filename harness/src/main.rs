@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand};
 
+use chronik_bench::cluster::docker::image;
 use chronik_bench::{compare, failover, idle_memory, runner, suite, throughput, toxiproxy};
 
 /// What `--help` says about exit codes.
@@ -41,6 +42,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Run the built-in Toxiproxy-API-compatible fault proxy until Ctrl-C.
     Toxiproxy(toxiproxy::ToxiproxyArgs),
+    /// Build the docker runtime's image from the local build (unless it exists); print its tag.
+    Image(image::ImageArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Compare(args) => std::process::exit(compare::run(&args)),
         Command::Toxiproxy(args) => toxiproxy::run_in_foreground(&args)?,
+        Command::Image(args) => image::run(&args)?,
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! which is also the address node `i` advertises. A network fault is then only a call to the
 //! Toxiproxy API on the right proxies; the brokers know nothing of it.
 
+pub mod docker;
 pub mod process;
 pub mod raft_view;
 

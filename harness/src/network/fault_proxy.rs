@@ -110,7 +110,13 @@ impl FaultProxy {
         })
     }
 
-    /// `built-in`, or the URL given to `external`.
+    /// Names the proxy in reports (for example, where it runs) instead of its URL.
+    pub fn described_as(mut self, description: &str) -> Self {
+        self.description = description.to_string();
+        self
+    }
+
+    /// `built-in`, or the URL given to `external` (or what `described_as` said).
     pub fn description(&self) -> String {
         self.description.clone()
     }
@@ -171,6 +177,23 @@ impl FaultProxy {
         if proxy.get("enabled").and_then(|value| value.as_bool()) != Some(enabled) {
             bail!(
                 "Toxiproxy at {}: proxy `{name}` did not become enabled={enabled}: {proxy}",
+                self.url
+            );
+        }
+        Ok(())
+    }
+
+    /// Points a proxy at another upstream. As in Toxiproxy, this restarts the proxy (its open
+    /// connections close); whether it is enabled and its toxics stay as they were.
+    pub fn set_upstream(&self, name: &str, upstream: &str) -> anyhow::Result<()> {
+        check_name("proxy", name)?;
+        let proxy = self
+            .rest
+            .post(&["proxies", name], &json!({ "upstream": upstream }))
+            .with_context(|| format!("Toxiproxy at {}", self.url))?;
+        if proxy.get("upstream").and_then(|value| value.as_str()) != Some(upstream) {
+            bail!(
+                "Toxiproxy at {}: proxy `{name}` did not take the upstream {upstream}: {proxy}",
                 self.url
             );
         }

@@ -32,6 +32,7 @@ use anyhow::{bail, Context};
 
 use crate::analysis;
 use crate::broker_process::find_broker_binary;
+use crate::cluster::docker::{self, DockerCluster, DockerClusterSpec};
 use crate::cluster::process::{ProcessCluster, ProcessClusterSpec};
 use crate::cluster::{raft_view, Cluster};
 use crate::faults::FaultInjector;
@@ -87,6 +88,18 @@ pub struct RunOptions {
     /// `cluster.env` (to compare one scenario with a setting on and off, side by side).
     #[arg(long = "broker-env", value_parser = parse_broker_env)]
     pub broker_env: Vec<(String, String)>,
+    /// Runs the cluster as `process`es or `docker` containers, whatever the scenario's
+    /// `cluster.runtime` says.
+    #[arg(long, value_parser = parse_runtime)]
+    pub runtime: Option<Runtime>,
+}
+
+fn parse_runtime(text: &str) -> Result<Runtime, String> {
+    match text {
+        "process" => Ok(Runtime::Process),
+        "docker" => Ok(Runtime::Docker),
+        _ => Err(format!("'{text}' is not a runtime: process or docker")),
+    }
 }
 
 fn parse_broker_env(text: &str) -> Result<(String, String), String> {
@@ -189,6 +202,9 @@ fn rerun_command(path: &Path, seed: u64, options: &RunOptions) -> String {
     }
     for (key, value) in &options.broker_env {
         command.push_str(&format!(" --broker-env {key}={value}"));
+    }
+    if let Some(runtime) = options.runtime {
+        command.push_str(&format!(" --runtime {}", runtime.name()));
     }
     command
 }
@@ -300,30 +316,53 @@ impl<'a> Run<'a> {
         cluster_slot: &mut Option<Box<dyn Cluster>>,
     ) -> anyhow::Result<()> {
         let scenario = self.scenario;
-        if scenario.cluster.runtime == Runtime::Docker {
-            bail!("runtime: docker is not available yet; use runtime: process");
-        }
         let binary = find_broker_binary(self.options.broker_bin.as_deref())?;
         gathered.broker_version = Some(machine::versions(&binary));
-        let proxy = match &self.options.toxiproxy_url {
-            Some(url) => FaultProxy::external(url)?,
-            None => FaultProxy::builtin()?,
+        let mut progress = Progress::new(self.options.quiet);
+        let runtime = self.options.runtime.unwrap_or(scenario.cluster.runtime);
+        progress.note(&format!(
+            "setup: starting {} nodes ({} runtime)",
+            scenario.cluster.nodes,
+            runtime.name()
+        ));
+        let directory = self.folder.join("cluster");
+        let (started, proxy): (Box<dyn Cluster>, FaultProxy) = match runtime {
+            Runtime::Process => {
+                let proxy = match &self.options.toxiproxy_url {
+                    Some(url) => FaultProxy::external(url)?,
+                    None => FaultProxy::builtin()?,
+                };
+                let object_store = directory.join("object-store").display().to_string();
+                let spec = ProcessClusterSpec {
+                    binary: &binary,
+                    nodes: scenario.cluster.nodes,
+                    directory: &directory,
+                    env: self.broker_env(&object_store),
+                    extra_args: self.broker_args(),
+                };
+                (Box::new(ProcessCluster::start(spec, &proxy)?), proxy)
+            }
+            Runtime::Docker => {
+                if let Some(url) = &self.options.toxiproxy_url {
+                    bail!(
+                        "--toxiproxy-url {url}: the docker runtime runs its own fault proxy as a \
+                         container on the run's network; leave --toxiproxy-url out"
+                    );
+                }
+                let spec = DockerClusterSpec {
+                    broker_bin: Some(&binary),
+                    nodes: scenario.cluster.nodes,
+                    directory: &directory,
+                    env: self.broker_env(docker::wiring::OBJECT_STORE_PATH),
+                    extra_args: self.broker_args(),
+                    note: &mut |text| progress.note(text),
+                };
+                let (cluster, proxy) = DockerCluster::start(spec)?;
+                (Box::new(cluster), proxy)
+            }
         };
         gathered.fault_proxy = proxy.description();
-        let mut progress = Progress::new(self.options.quiet);
-        let spec = ProcessClusterSpec {
-            binary: &binary,
-            nodes: scenario.cluster.nodes,
-            directory: &self.folder.join("cluster"),
-            env: self.broker_env(),
-            extra_args: self.broker_args(),
-        };
-        progress.note(&format!(
-            "setup: starting {} nodes (process runtime)",
-            scenario.cluster.nodes
-        ));
-        let cluster: &mut Box<dyn Cluster> =
-            cluster_slot.insert(Box::new(ProcessCluster::start(spec, &proxy)?));
+        let cluster: &mut Box<dyn Cluster> = cluster_slot.insert(started);
         gathered.runtime = cluster.runtime();
         let bootstrap = cluster.bootstrap();
         for topic in &scenario.topics {
@@ -557,14 +596,15 @@ impl<'a> Run<'a> {
             .collect()
     }
 
-    fn broker_env(&self) -> Vec<(String, String)> {
+    /// The brokers' environment; `object_store_path` is where the `local` object store is, as
+    /// the brokers see it.
+    fn broker_env(&self, object_store_path: &str) -> Vec<(String, String)> {
         let cluster = &self.scenario.cluster;
         let mut env: Vec<(String, String)> = Vec::new();
         match &cluster.object_store {
             ObjectStore::Local => {
                 env.push(("OBJECT_STORE_BACKEND".into(), "local".into()));
-                let path = self.folder.join("cluster").join("object-store");
-                env.push(("OBJECT_STORE_PATH".into(), path.display().to_string()));
+                env.push(("OBJECT_STORE_PATH".into(), object_store_path.to_string()));
             }
             ObjectStore::Memory => env.push(("OBJECT_STORE_BACKEND".into(), "memory".into())),
             ObjectStore::S3 { bucket, prefix } => {
