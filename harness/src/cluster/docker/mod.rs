@@ -83,6 +83,28 @@ pub fn engine_available() -> anyhow::Result<()> {
 }
 
 impl DockerCluster {
+    /// `docker pause` (or `unpause`) of a running (or paused) node.
+    fn set_paused(&mut self, node_id: NodeId, paused: bool) -> anyhow::Result<()> {
+        let engine = &self.engine;
+        let node = self
+            .nodes
+            .get_mut(&node_id)
+            .with_context(|| format!("there is no node {node_id}"))?;
+        let (from, to, refusal) = if paused {
+            (NodeState::Running, NodeState::Paused, "is not running")
+        } else {
+            (NodeState::Paused, NodeState::Running, "is not paused")
+        };
+        match &node.container {
+            Some(container) if node.state == from => {
+                node::set_paused(engine, container, paused)?;
+                node.state = to;
+                Ok(())
+            }
+            _ => bail!("node {node_id} {refusal}"),
+        }
+    }
+
     /// Builds (or reuses) the image, removes what dead benches left behind, creates the run's
     /// network and volumes, starts the fault proxy and every link's proxy, then the nodes;
     /// returns once every node serves, with the handle on the proxy's API.
@@ -332,35 +354,11 @@ impl Cluster for DockerCluster {
     }
 
     fn pause(&mut self, node_id: NodeId) -> anyhow::Result<()> {
-        let engine = &self.engine;
-        let node = self
-            .nodes
-            .get_mut(&node_id)
-            .with_context(|| format!("there is no node {node_id}"))?;
-        match (&node.container, node.state) {
-            (Some(container), NodeState::Running) => {
-                node::set_paused(engine, container, true)?;
-                node.state = NodeState::Paused;
-                Ok(())
-            }
-            _ => bail!("node {node_id} is not running"),
-        }
+        self.set_paused(node_id, true)
     }
 
     fn resume(&mut self, node_id: NodeId) -> anyhow::Result<()> {
-        let engine = &self.engine;
-        let node = self
-            .nodes
-            .get_mut(&node_id)
-            .with_context(|| format!("there is no node {node_id}"))?;
-        match (&node.container, node.state) {
-            (Some(container), NodeState::Paused) => {
-                node::set_paused(engine, container, false)?;
-                node.state = NodeState::Running;
-                Ok(())
-            }
-            _ => bail!("node {node_id} is not paused"),
-        }
+        self.set_paused(node_id, false)
     }
 
     fn start(&mut self, node_id: NodeId) -> anyhow::Result<()> {
