@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use testcontainers::bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+use testcontainers::bollard::models::{
+    ContainerSummary, Network, NetworkCreateRequest, Volume, VolumeCreateRequest,
+};
 use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
@@ -115,8 +117,14 @@ pub fn remove_volume(engine: &DockerEngine, name: &str) -> anyhow::Result<()> {
         .with_context(|| format!("removing volume {name}"))
 }
 
-/// The resources carrying `label` (`key=value`).
-pub async fn labelled(docker: &Docker, label: &str) -> anyhow::Result<Resources> {
+/// What the engine lists as carrying `label` (`key` or `key=value`).
+struct Listed {
+    containers: Vec<ContainerSummary>,
+    networks: Vec<Network>,
+    volumes: Vec<Volume>,
+}
+
+async fn list_labelled(docker: &Docker, label: &str) -> anyhow::Result<Listed> {
     let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
     let containers = docker
         .list_containers(Some(
@@ -138,19 +146,32 @@ pub async fn labelled(docker: &Docker, label: &str) -> anyhow::Result<Resources>
             ListVolumesOptionsBuilder::new().filters(&filters).build(),
         ))
         .await
-        .context("listing volumes")?;
+        .context("listing volumes")?
+        .volumes
+        .unwrap_or_default();
+    Ok(Listed {
+        containers,
+        networks,
+        volumes,
+    })
+}
+
+/// The resources carrying `label` (`key=value`).
+pub async fn labelled(docker: &Docker, label: &str) -> anyhow::Result<Resources> {
+    let listed = list_labelled(docker, label).await?;
     Ok(Resources {
-        containers: containers
+        containers: listed
+            .containers
             .into_iter()
             .filter_map(|container| container.id)
             .collect(),
-        networks: networks
+        networks: listed
+            .networks
             .into_iter()
             .filter_map(|network| network.name)
             .collect(),
-        volumes: volumes
+        volumes: listed
             .volumes
-            .unwrap_or_default()
             .into_iter()
             .map(|volume| volume.name)
             .collect(),
@@ -202,42 +223,16 @@ pub fn remove_leftovers(engine: &DockerEngine) -> anyhow::Result<Vec<String>> {
     let docker = engine.docker();
     let mut abandoned: Vec<String> = Vec::new();
     engine.block_on(async {
-        let filters = HashMap::from([("label".to_string(), vec![RUN_LABEL.to_string()])]);
-        let mut labels: Vec<HashMap<String, String>> = Vec::new();
-        let containers = docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .context("listing containers")?;
-        labels.extend(
-            containers
-                .into_iter()
-                .filter_map(|container| container.labels),
-        );
-        let networks = docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .context("listing networks")?;
-        labels.extend(networks.into_iter().filter_map(|network| network.labels));
-        let volumes = docker
-            .list_volumes(Some(
-                ListVolumesOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .context("listing volumes")?;
-        labels.extend(
-            volumes
-                .volumes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|volume| volume.labels),
-        );
+        let listed = list_labelled(docker, RUN_LABEL).await?;
+        let labels = (listed.containers.into_iter())
+            .filter_map(|container| container.labels)
+            .chain(
+                listed
+                    .networks
+                    .into_iter()
+                    .filter_map(|network| network.labels),
+            )
+            .chain(listed.volumes.into_iter().map(|volume| volume.labels));
         for labels in labels {
             let (Some(run), Some(pid)) = (labels.get(RUN_LABEL), labels.get(BENCH_PID_LABEL))
             else {

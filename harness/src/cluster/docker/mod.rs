@@ -86,10 +86,7 @@ impl DockerCluster {
     /// `docker pause` (or `unpause`) of a running (or paused) node.
     fn set_paused(&mut self, node_id: NodeId, paused: bool) -> anyhow::Result<()> {
         let engine = &self.engine;
-        let node = self
-            .nodes
-            .get_mut(&node_id)
-            .with_context(|| format!("there is no node {node_id}"))?;
+        let node = node_in(&mut self.nodes, node_id)?;
         let (from, to, refusal) = if paused {
             (NodeState::Running, NodeState::Paused, "is not running")
         } else {
@@ -210,12 +207,6 @@ impl DockerCluster {
         links::point_links_at(proxy, &self.wiring, node, address)
     }
 
-    fn node(&mut self, node: NodeId) -> anyhow::Result<&mut Node> {
-        self.nodes
-            .get_mut(&node)
-            .with_context(|| format!("there is no node {node}"))
-    }
-
     fn wait_until_healthy(&mut self, node: NodeId) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         while Instant::now() < deadline {
@@ -264,10 +255,7 @@ impl DockerCluster {
     /// container's process, as the process runtime's SIGKILL would not wait either).
     fn kill_container(&mut self, node_id: NodeId) -> anyhow::Result<()> {
         let engine = &self.engine;
-        let node = self
-            .nodes
-            .get_mut(&node_id)
-            .with_context(|| format!("there is no node {node_id}"))?;
+        let node = node_in(&mut self.nodes, node_id)?;
         let Some(container) = &node.container else {
             return Ok(());
         };
@@ -338,10 +326,7 @@ impl Cluster for DockerCluster {
 
     fn stop(&mut self, node_id: NodeId) -> anyhow::Result<()> {
         let engine = &self.engine;
-        let node = self
-            .nodes
-            .get_mut(&node_id)
-            .with_context(|| format!("there is no node {node_id}"))?;
+        let node = node_in(&mut self.nodes, node_id)?;
         let Some(container) = &node.container else {
             return Ok(());
         };
@@ -363,10 +348,7 @@ impl Cluster for DockerCluster {
 
     fn start(&mut self, node_id: NodeId) -> anyhow::Result<()> {
         let engine = &self.engine;
-        let node = self
-            .nodes
-            .get_mut(&node_id)
-            .with_context(|| format!("there is no node {node_id}"))?;
+        let node = node_in(&mut self.nodes, node_id)?;
         if node.state != NodeState::Down {
             bail!("node {node_id} is already running");
         }
@@ -389,7 +371,7 @@ impl Cluster for DockerCluster {
         let logs = self.logs_of(node_id);
         let run = self.wiring.run.clone();
         let volume = self.wiring.data_volume(node_id);
-        let node = self.node(node_id)?;
+        let node = node_in(&mut self.nodes, node_id)?;
         node.earlier_logs = logs;
         if let Some(container) = node.container.take() {
             node::remove(&self.engine, container)?;
@@ -498,4 +480,11 @@ impl Drop for DockerCluster {
             }
         }
     }
+}
+
+/// The node `node` of a cluster's `nodes` (a free function, so the engine stays borrowable).
+fn node_in(nodes: &mut BTreeMap<NodeId, Node>, node: NodeId) -> anyhow::Result<&mut Node> {
+    nodes
+        .get_mut(&node)
+        .with_context(|| format!("there is no node {node}"))
 }
