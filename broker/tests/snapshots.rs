@@ -85,6 +85,9 @@ fn read_everything(bootstrap: &str, expected: usize) -> Vec<Acked> {
     kafka::consume(&consumer, expected, Duration::from_secs(60))
 }
 
+/// Starts that stayed out of elections because the node forgot its votes.
+const VOTE_ABSTENTIONS: &str = "chronik_raft_vote_abstentions_total";
+
 /// Sum of a metric's samples on one node (all label sets), 0 when absent.
 fn metric(broker: &BrokerProcess, name: &str) -> f64 {
     let Some(text) = broker.http_get("/metrics") else {
@@ -232,6 +235,11 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
     }
     brokers[2].restart();
     acked.extend(produce(&producer, next, 500).await);
+    assert_eq!(
+        metric(&brokers[2], VOTE_ABSTENTIONS),
+        0.0,
+        "a restarted node kept its votes on disk and takes part in elections at once"
+    );
     wait_until(
         "node 3 installed snapshots sent by its leaders",
         Duration::from_secs(60),
@@ -280,6 +288,16 @@ async fn a_wiped_node_restores_from_the_object_store_and_catches_up() {
             .log()
             .contains("replica restored from the object store"),
         "the wiped node restored its replicas from snapshots"
+    );
+    let abstentions: Vec<f64> = brokers
+        .iter()
+        .map(|broker| metric(broker, VOTE_ABSTENTIONS))
+        .collect();
+    assert_eq!(
+        abstentions,
+        [0.0, 1.0, 0.0],
+        "only the wiped node, which forgot its votes, stayed out of elections after its start \
+         (a first boot does not)"
     );
     let consumed = read_everything(&bootstrap, acked.len());
     kafka::assert_exactly_once_in_order(&acked, &consumed);

@@ -10,6 +10,7 @@ pub mod membership;
 mod raft_loop;
 pub mod replicas;
 mod snapshots;
+mod vote_abstention;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -140,14 +141,19 @@ impl Cluster {
         opener: PartitionOpener,
         objects: crate::snapshot::objects::SnapshotObjects,
     ) -> anyhow::Result<Cluster> {
+        let transport_limits = TransportLimits {
+            queue_bytes: TRANSPORT_QUEUE_BYTES,
+            ..TransportLimits::default()
+        };
+        let abstention_window = vote_abstention::abstention_window(
+            settings.tick * settings.election_ticks as u32,
+            transport_limits.queue_max_age,
+        );
         let (transport, mut inbound) = Transport::start(
             settings.node_id,
             settings.raft_listen,
             settings.peers.clone(),
-            TransportLimits {
-                queue_bytes: TRANSPORT_QUEUE_BYTES,
-                ..TransportLimits::default()
-            },
+            transport_limits,
         )
         .await?;
         let transport = Arc::new(transport);
@@ -183,6 +189,8 @@ impl Cluster {
             incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
             peer_incarnations: HashMap::new(),
             snapshots,
+            abstention: vote_abstention::VoteAbstention::default(),
+            abstention_window,
         };
         let (started, start_up) = oneshot::channel();
         let loop_thread = std::thread::Builder::new()

@@ -25,6 +25,7 @@ use crate::transport::{Envelope, InboundBatch, Transport};
 
 use super::leadership;
 use super::snapshots::{Installer, SnapshotDriver, SNAPSHOT_CHECK_EVERY_TICKS};
+use super::vote_abstention::{self, VoteAbstention};
 
 /// Commands taken per turn before a ready round runs.
 pub const MAX_COMMANDS_PER_TURN: usize = 1024;
@@ -51,6 +52,9 @@ pub(super) struct RaftLoop {
     /// The last incarnation each peer announced.
     pub peer_incarnations: HashMap<u64, u64>,
     pub snapshots: SnapshotDriver,
+    /// Holds a wiped node out of elections for a while (see `vote_abstention`).
+    pub abstention: VoteAbstention,
+    pub abstention_window: Duration,
 }
 
 impl RaftLoop {
@@ -84,7 +88,11 @@ impl RaftLoop {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.multi.tick();
+                // A node abstaining from elections does not tick: it cannot lead, and a
+                // follower's tick only counts towards campaigning.
+                if !self.abstention.is_active(now) {
+                    self.multi.tick();
+                }
                 self.ticks += 1;
                 next_tick = (next_tick + self.tick).max(now);
                 self.refresh_leader_views();
@@ -111,8 +119,26 @@ impl RaftLoop {
     /// starts the metadata group, and opens the replicas the restored catalog assigns here;
     /// replaying the metadata log opens the rest.
     fn start_up(&mut self) -> anyhow::Result<()> {
+        let pristine = self.multi.is_pristine(METADATA_GROUP_ID)?;
         let applied = self.restore_metadata()?;
         let voters: Vec<u64> = self.catalog.nodes().iter().map(|id| *id as u64).collect();
+        let objects = self.snapshots.objects.clone();
+        let was_member = self
+            .snapshots
+            .runtime
+            .block_on(vote_abstention::was_member_before(
+                &objects,
+                self.node_id,
+                pristine,
+            ));
+        if pristine && was_member && voters.len() > 1 {
+            info!(
+                window_ms = self.abstention_window.as_millis() as u64,
+                "this node starts empty but was a member: it forgot its votes, so it abstains \
+                 from elections for a while"
+            );
+            self.abstention = VoteAbstention::starting(Instant::now(), self.abstention_window);
+        }
         self.multi
             .create_group(METADATA_GROUP_ID, &voters, applied)?;
         if voters == [self.node_id] {
@@ -174,6 +200,12 @@ impl RaftLoop {
                 continue;
             }
             match Message::parse_from_bytes(&envelope.payload) {
+                // Election messages while this node abstains: dropped; the candidate or the
+                // transferring leader tries again later.
+                Ok(message)
+                    if !self
+                        .abstention
+                        .admits(message.get_msg_type(), Instant::now()) => {}
                 // A group this node does not hold yet (its topic's metadata is not applied
                 // here yet): dropped; raft retransmits.
                 Ok(message) if message.get_msg_type() == MessageType::MsgSnapshot => {

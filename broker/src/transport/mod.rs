@@ -17,8 +17,9 @@
 //!   [`Transport::send`] never waits for the network (a `parking_lot` mutex and a tokio
 //!   `Notify`, so it works from a plain thread as well as from async code): what does not fit
 //!   is dropped and counted, which Raft tolerates (it retransmits). While a peer is
-//!   unreachable, envelopes older than [`TransportLimits::queue_max_age`] are shed the same
-//!   way. Inbound, each frame becomes one [`InboundBatch`] on a bounded channel; while the
+//!   unreachable, and once more when a connection comes up, envelopes older than
+//!   [`TransportLimits::queue_max_age`] are shed the same way (so a restarted peer gets nothing
+//!   that waited longer than that from before it came up). Inbound, each frame becomes one [`InboundBatch`] on a bounded channel; while the
 //!   channel is full the connection stops reading, TCP pushes back, and the sender's queue
 //!   sheds. A peer has at most one live inbound connection (a newer one supersedes it), and
 //!   inbound connections as a whole are capped, so neither side's memory follows a slow or
@@ -118,7 +119,8 @@ pub struct TransportLimits {
     pub queue_messages: usize,
     /// Encoded bytes queued per peer.
     pub queue_bytes: usize,
-    /// While a peer is unreachable, queued envelopes older than this are shed.
+    /// While a peer is unreachable, and when a connection to it comes up, queued envelopes
+    /// older than this are shed.
     pub queue_max_age: Duration,
     /// Envelopes per frame.
     pub frame_messages_max: usize,

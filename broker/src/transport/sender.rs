@@ -165,6 +165,10 @@ async fn serve(
     if let Err(error) = writer.write_all(handshake).await {
         return error.into();
     }
+    // What waited longer than the age limit for this connection may have been meant for the
+    // peer's previous process (a vote request to a node since wiped): it is not delivered, so
+    // a restarted peer never sees a message older than the limit from before it came up.
+    peer.shed_expired(Instant::now());
     let mut batch = Vec::new();
     let mut frame = BytesMut::new();
     loop {
