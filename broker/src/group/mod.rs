@@ -21,6 +21,7 @@ pub mod events;
 pub mod journal;
 pub mod membership;
 pub mod offsets;
+pub mod replicated;
 pub mod sessions;
 pub mod state;
 pub mod types;
@@ -46,6 +47,7 @@ pub trait OffsetReplicator: Send + Sync {
 }
 pub use events::{GroupEvent, OffsetEntry, OffsetState, OffsetValue};
 pub use offsets::OffsetStore;
+pub use replicated::{StoredGroup, StoredGroups, StoredMember, StoredProtocol};
 pub use state::{Group, GroupState, Member};
 pub use types::{
     CommitOffset, Effect, FetchedOffset, GroupDescription, GroupListing, JoinMember, JoinRequest,
