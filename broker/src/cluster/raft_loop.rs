@@ -274,8 +274,27 @@ impl RaftLoop {
                 self.on_role_change(change.group, change.role, change.leader);
             }
             self.apply(output);
+            self.note_metadata_caught_up();
         }
         Ok(())
+    }
+
+    /// Marks the metadata leader's view as soon as it has applied an entry of its own term
+    /// (the group coordinator serves from then on), rather than at the next tick.
+    fn note_metadata_caught_up(&mut self) {
+        let Some(status) = self.multi.status(METADATA_GROUP_ID) else {
+            return;
+        };
+        if status.role != StateRole::Leader
+            || self.multi.term_of(METADATA_GROUP_ID, status.applied) != Some(status.term)
+        {
+            return;
+        }
+        self.replicas.update_view(METADATA_GROUP_ID, |view| {
+            if view.is_leader && view.term == status.term {
+                view.applied_own_term = true;
+            }
+        });
     }
 
     fn send(&mut self, output: &mut Output) {
@@ -308,6 +327,7 @@ impl RaftLoop {
             view.leader = leader;
             view.term = term;
             view.is_leader = is_leader;
+            view.applied_own_term = false;
             if !is_leader {
                 view.in_sync.clear();
             }
@@ -447,6 +467,7 @@ impl RaftLoop {
                 .filter(|(_, matched)| *matched + IN_SYNC_LAG_ENTRIES >= status.last_index)
                 .map(|(id, _)| *id as i32)
                 .collect();
+            let applied_own_term = self.multi.term_of(group, status.applied) == Some(status.term);
             self.replicas.set_view(
                 group,
                 GroupView {
@@ -454,6 +475,7 @@ impl RaftLoop {
                     term: status.term,
                     is_leader: true,
                     in_sync,
+                    applied_own_term,
                 },
             );
             if rebalance && group != METADATA_GROUP_ID {
