@@ -174,7 +174,7 @@ impl Broker {
         broker.background_tasks.lock().extend(tasks);
         broker
             .groups
-            .set_replicator(Arc::new(ReplicatedOffsets(Arc::downgrade(&broker))));
+            .set_replicator(Arc::new(ReplicatedGroups(Arc::downgrade(&broker))));
         Ok(broker)
     }
 
@@ -282,11 +282,15 @@ impl Broker {
     }
 }
 
-/// Commits group offsets through the metadata Raft group, so they survive the loss of the
-/// coordinator's node.
-struct ReplicatedOffsets(std::sync::Weak<Broker>);
+/// Writes committed group offsets and Stable group generations through the metadata Raft
+/// group, so they survive the loss of the coordinator's node.
+struct ReplicatedGroups(std::sync::Weak<Broker>);
 
-impl crate::group::OffsetReplicator for ReplicatedOffsets {
+impl crate::group::GroupReplicator for ReplicatedGroups {
+    fn coordinator_term(&self) -> Option<u64> {
+        self.0.upgrade()?.coordinator_term()
+    }
+
     fn replicate(
         &self,
         event: crate::group::GroupEvent,
