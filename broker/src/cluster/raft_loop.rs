@@ -391,7 +391,9 @@ impl RaftLoop {
                             Applied::Partition(Err(AppendError::Storage("no local replica".into())))
                         }
                     },
-                    EntryKind::Metadata => Applied::Metadata(self.apply_metadata(body)),
+                    EntryKind::Metadata => {
+                        Applied::Metadata(self.apply_metadata(body, raft_entry.term))
+                    }
                     EntryKind::SnapshotTaken => {
                         let proposed_here = header.origin_node == self.node_id;
                         self.apply_snapshot_record(group, body, proposed_here);
@@ -410,7 +412,11 @@ impl RaftLoop {
         }
     }
 
-    fn apply_metadata(&mut self, body: &[u8]) -> Result<(), crate::catalog::CatalogError> {
+    fn apply_metadata(
+        &mut self,
+        body: &[u8],
+        entry_term: u64,
+    ) -> Result<(), crate::catalog::CatalogError> {
         let command: MetadataCommand = match serde_json::from_slice(body) {
             Ok(command) => command,
             Err(decode_error) => {
@@ -419,6 +425,16 @@ impl RaftLoop {
             }
         };
         if let MetadataCommand::GroupOffsets(event) = &command {
+            if let Some(written_term) = event.former_coordinator_term(entry_term) {
+                warn!(
+                    written_term,
+                    entry_term, "group state from a deposed coordinator; not applied"
+                );
+                return Err(crate::catalog::CatalogError::FormerGroupCoordinator {
+                    written_term,
+                    entry_term,
+                });
+            }
             self.offsets.apply_replicated(event);
             return Ok(());
         }

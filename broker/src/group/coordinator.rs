@@ -224,7 +224,9 @@ impl GroupCoordinator {
         let now = monotonic_ms();
         let delay = self.settings.initial_rebalance_delay_ms;
         let mut groups = self.groups.lock();
-        if self.take_over(&mut groups, now).is_err() {
+        let taken_over = self.take_over(&mut groups, now);
+        let term = self.loaded_term.load(Ordering::Acquire);
+        if taken_over.is_err() {
             // Not the coordinator: no timers run, nothing is written, no group is held.
             drop(groups);
             for state in GroupState::ALL {
@@ -241,7 +243,7 @@ impl GroupCoordinator {
             let mut fx = Vec::new();
             entry.group.poll_timers(delay, now, &mut fx);
             entry.deliver(fx);
-            writes.extend(entry.emptied());
+            writes.extend(entry.emptied(term));
             let group = &entry.group;
             per_state[GroupState::ALL
                 .iter()
@@ -313,7 +315,8 @@ impl GroupCoordinator {
         entry.group.poll_timers(delay, now, &mut fx);
         let result = f(entry, now, &mut fx);
         entry.deliver(fx);
-        let writes: Vec<GroupEvent> = entry.emptied().into_iter().collect();
+        let term = self.loaded_term.load(Ordering::Acquire);
+        let writes: Vec<GroupEvent> = entry.emptied(term).into_iter().collect();
         drop(groups);
         self.spawn_writes(writes);
         Ok(Some(result))
@@ -381,7 +384,8 @@ impl GroupCoordinator {
             // The leader's assignment completed a generation: write it before answering.
             let write = match entry.group.assignment_write {
                 Some(generation) if writing != Some(generation) => {
-                    Some((generation, entry.group.to_stored()))
+                    let term = self.loaded_term.load(Ordering::Acquire);
+                    Some((generation, term, entry.group.to_stored()))
                 }
                 _ => None,
             };
@@ -391,8 +395,8 @@ impl GroupCoordinator {
             Err(code) => return SyncResult::error(code),
             Ok(None) => return SyncResult::error(codes::UNKNOWN_MEMBER_ID),
             Ok(Some((started, write))) => {
-                if let Some((generation, stored)) = write {
-                    self.spawn_assignment_write(&req.group_id, generation, stored);
+                if let Some((generation, term, stored)) = write {
+                    self.spawn_assignment_write(&req.group_id, generation, term, stored);
                 }
                 match started {
                     Started::Answered(result) => return result,

@@ -57,6 +57,10 @@ pub enum GroupEvent {
     GroupStateChanged {
         group: String,
         generation: i32,
+        /// The metadata term of the coordinator that wrote it (0: not fenced, as in events
+        /// rebuilding a snapshot); see [`GroupEvent::former_coordinator_term`].
+        #[serde(default)]
+        coordinator_term: u64,
         state: Option<StoredGroup>,
     },
 }
@@ -68,6 +72,23 @@ impl GroupEvent {
         match self {
             GroupEvent::OffsetsCommitted { offsets, .. } => offsets.len(),
             GroupEvent::GroupStateChanged { .. } => 1,
+        }
+    }
+
+    /// The term of the coordinator that wrote this group state change, when that is not
+    /// `entry_term`, the term of the Raft entry it was committed in: the coordinator was
+    /// deposed and its proposal forwarded to the new leader, which may already serve the
+    /// group from newer state. Such a change must not be applied (as Kafka fences a deposed
+    /// coordinator's writes by its epoch). A coordinator's own proposals are appended in the
+    /// term it coordinates in.
+    pub fn former_coordinator_term(&self, entry_term: u64) -> Option<u64> {
+        match self {
+            GroupEvent::GroupStateChanged {
+                coordinator_term, ..
+            } if *coordinator_term != 0 && *coordinator_term != entry_term => {
+                Some(*coordinator_term)
+            }
+            _ => None,
         }
     }
 }
@@ -103,6 +124,7 @@ impl OffsetState {
                 group,
                 generation,
                 state,
+                ..
             } => self.memberships.apply(group, *generation, state.as_ref()),
         }
     }
@@ -163,6 +185,7 @@ impl OffsetState {
             .map(|(group, state)| GroupEvent::GroupStateChanged {
                 group: group.clone(),
                 generation: state.generation,
+                coordinator_term: 0,
                 state: Some(state.clone()),
             })
     }

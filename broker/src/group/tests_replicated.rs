@@ -24,6 +24,9 @@ struct SharedLog {
     stores: Mutex<Vec<Arc<OffsetStore>>>,
     events: Mutex<Vec<GroupEvent>>,
     failing: AtomicBool,
+    /// The term new entries are appended in (0: the writer's own term, as for a coordinator
+    /// that still leads).
+    leader_term: AtomicU64,
     /// Writes wait while a test holds this exclusively.
     gate: tokio::sync::RwLock<()>,
 }
@@ -40,6 +43,15 @@ impl GroupReplicator for Node {
             let _open = self.log.gate.read().await;
             if self.log.failing.load(Ordering::Acquire) {
                 return Err("no quorum".to_string());
+            }
+            let entry_term = match self.log.leader_term.load(Ordering::Acquire) {
+                0 => self.term.load(Ordering::Acquire),
+                term => term,
+            };
+            if let Some(written) = event.former_coordinator_term(entry_term) {
+                return Err(format!(
+                    "written in term {written}, appended in {entry_term}"
+                ));
             }
             for store in self.log.stores.lock().iter() {
                 store.apply_replicated(&event);
@@ -100,6 +112,7 @@ fn changed(group: &str, generation: i32, state: Option<StoredGroup>) -> GroupEve
     GroupEvent::GroupStateChanged {
         group: group.into(),
         generation,
+        coordinator_term: 0,
         state,
     }
 }
@@ -142,6 +155,29 @@ fn a_metadata_image_without_groups_still_loads() {
 }
 
 #[test]
+fn a_group_state_change_of_a_former_coordinator_is_recognized() {
+    let written_in = |term: u64| GroupEvent::GroupStateChanged {
+        group: "g".into(),
+        generation: 2,
+        coordinator_term: term,
+        state: None,
+    };
+    assert_eq!(written_in(3).former_coordinator_term(3), None);
+    assert_eq!(written_in(3).former_coordinator_term(4), Some(3));
+    // Not fenced: events rebuilding a snapshot, and offsets.
+    assert_eq!(written_in(0).former_coordinator_term(4), None);
+    let offsets = GroupEvent::OffsetsCommitted {
+        group: "g".into(),
+        offsets: Vec::new(),
+    };
+    assert_eq!(offsets.former_coordinator_term(4), None);
+    // Events written before the field existed read as not fenced.
+    let older = r#"{"event":"GroupStateChanged","group":"g","generation":2,"state":null}"#;
+    let older: GroupEvent = serde_json::from_str(older).unwrap();
+    assert_eq!(older, written_in(0));
+}
+
+#[test]
 fn applying_events_builds_the_stored_groups() {
     let mut state = OffsetState::default();
     state.apply(&changed("g", 1, Some(stored(1, &["a"]))));
@@ -180,6 +216,14 @@ async fn a_new_coordinator_accepts_the_stored_generation() {
         b.store().stored_group("g").is_some(),
         "the generation is written before SyncGroup answers"
     );
+    assert!(matches!(
+        log.events.lock().last(),
+        Some(GroupEvent::GroupStateChanged {
+            coordinator_term: 1,
+            state: Some(_),
+            ..
+        })
+    ));
     assert_eq!(b.heartbeat("g", &first, generation), codes::NOT_COORDINATOR);
 
     // The coordinator's node is lost; B is elected.
@@ -372,4 +416,27 @@ async fn a_sync_during_the_write_waits_for_it() {
     assert_eq!(follower_answer.assignment, expected(&follower));
     let stored: BTreeMap<String, StoredGroup> = a.store().stored_groups();
     assert_eq!(stored["g"].generation, generation);
+}
+
+#[tokio::test]
+async fn a_deposed_coordinators_generation_is_not_applied() {
+    let log = Arc::new(SharedLog::default());
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _a_node) = node(&log, dir.path(), 1);
+    let member = new_member(&a, "g").await;
+    let joined = a.join(join_req("g", &member, 10_000, 2_000)).await;
+    assert_eq!(joined.error, codes::NONE);
+    // A new leader was elected in term 2 before A noticed: A's write reaches the log
+    // forwarded, in term 2, and is refused there.
+    log.leader_term.store(2, Ordering::Release);
+    let answer = a
+        .sync(sync_req(
+            "g",
+            &member,
+            joined.generation_id,
+            &[(member.as_str(), "p0")],
+        ))
+        .await;
+    assert_eq!(answer.error, codes::NOT_COORDINATOR);
+    assert!(a.store().stored_groups().is_empty());
 }

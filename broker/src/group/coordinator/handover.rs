@@ -23,9 +23,9 @@ impl GroupEntry {
         }
     }
 
-    /// The removal to write when the group became Empty while the replicated state still
-    /// holds a generation of it.
-    pub(super) fn emptied(&mut self) -> Option<GroupEvent> {
+    /// The removal to write, by the coordinator of `coordinator_term`, when the group became
+    /// Empty while the replicated state still holds a generation of it.
+    pub(super) fn emptied(&mut self, coordinator_term: u64) -> Option<GroupEvent> {
         if self.group.state != GroupState::Empty {
             return None;
         }
@@ -33,6 +33,7 @@ impl GroupEntry {
         Some(GroupEvent::GroupStateChanged {
             group: self.group.id.clone(),
             generation: self.group.generation,
+            coordinator_term,
             state: None,
         })
     }
@@ -141,13 +142,15 @@ impl GroupCoordinator {
         });
     }
 
-    /// Writes generation `generation` of `group_id` (its leader's assignment just came in);
-    /// the parked SyncGroups are answered once the write is done, or failed if it fails. The
-    /// write runs as its own task, so a leader that goes away does not leave it half done.
+    /// Writes generation `generation` of `group_id` (its leader's assignment just came in on
+    /// the coordinator of `coordinator_term`); the parked SyncGroups are answered once the
+    /// write is done, or failed if it fails. The write runs as its own task, so a leader that
+    /// goes away does not leave it half done.
     pub(super) fn spawn_assignment_write(
         &self,
         group_id: &str,
         generation: i32,
+        coordinator_term: u64,
         stored: StoredGroup,
     ) {
         let Some(replicator) = self.replicator.get().cloned() else {
@@ -159,6 +162,7 @@ impl GroupCoordinator {
             let event = GroupEvent::GroupStateChanged {
                 group: group.clone(),
                 generation,
+                coordinator_term,
                 state: Some(stored),
             };
             let outcome = replicator.replicate(event).await;
