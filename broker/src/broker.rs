@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::catalog::{BrokerAddress, Catalog, MetadataCommand, TopicSpec};
+use crate::catalog::{BrokerAddress, Catalog, MetadataCommand, TopicSpec, METADATA_GROUP_ID};
 use crate::cluster::membership::parse_peers;
 use crate::cluster::replicas::LocalReplicas;
 use crate::cluster::{Cluster, ClusterSettings, MetadataError, PartitionOpener};
@@ -174,7 +174,7 @@ impl Broker {
         broker.background_tasks.lock().extend(tasks);
         broker
             .groups
-            .set_replicator(Arc::new(ReplicatedOffsets(Arc::downgrade(&broker))));
+            .set_replicator(Arc::new(ReplicatedGroups(Arc::downgrade(&broker))));
         Ok(broker)
     }
 
@@ -189,9 +189,18 @@ impl Broker {
         self.replicas.all()
     }
 
-    /// Whether this node coordinates consumer groups (it leads the metadata group).
+    /// Whether this node coordinates consumer groups: it leads the metadata group and has
+    /// applied everything committed before its term (so the replicated group state it
+    /// serves from is complete).
     pub fn is_coordinator(&self) -> bool {
-        self.cluster.metadata_leader() == Some(self.config.node_id)
+        self.coordinator_term().is_some()
+    }
+
+    /// The metadata term in which this node coordinates consumer groups, if it does.
+    pub fn coordinator_term(&self) -> Option<u64> {
+        let view = self.cluster.view(METADATA_GROUP_ID);
+        let leads = view.is_leader && view.leader == self.config.node_id as u64;
+        (leads && view.applied_own_term).then_some(view.term)
     }
 
     /// Ready to serve: a metadata leader is known and this node's address is registered.
@@ -273,11 +282,15 @@ impl Broker {
     }
 }
 
-/// Commits group offsets through the metadata Raft group, so they survive the loss of the
-/// coordinator's node.
-struct ReplicatedOffsets(std::sync::Weak<Broker>);
+/// Writes committed group offsets and Stable group generations through the metadata Raft
+/// group, so they survive the loss of the coordinator's node.
+struct ReplicatedGroups(std::sync::Weak<Broker>);
 
-impl crate::group::OffsetReplicator for ReplicatedOffsets {
+impl crate::group::GroupReplicator for ReplicatedGroups {
+    fn coordinator_term(&self) -> Option<u64> {
+        self.0.upgrade()?.coordinator_term()
+    }
+
     fn replicate(
         &self,
         event: crate::group::GroupEvent,

@@ -95,6 +95,8 @@ pub enum CatalogError {
     InvalidPartitions { count: i32, reason: &'static str },
     #[error("replication factor {factor} is not between 1 and the {nodes} node(s) of the cluster")]
     InvalidReplicationFactor { factor: i16, nodes: usize },
+    #[error("group state written by the coordinator of term {written_term}, committed in term {entry_term}")]
+    FormerGroupCoordinator { written_term: u64, entry_term: u64 },
 }
 
 /// Everything the catalog holds; a snapshot of the metadata group carries it whole.

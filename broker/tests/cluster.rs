@@ -359,21 +359,6 @@ async fn a_replication_factor_above_the_node_count_is_refused() {
     assert_eq!(refused, Err(RDKafkaErrorCode::InvalidReplicationFactor));
 }
 
-/// The metadata leader (controller, group coordinator) as a node's Metadata answer says.
-fn controller(broker: &BrokerProcess) -> u64 {
-    use kafka_protocol::messages::MetadataRequest;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let mut client = support::wire::RawClient::connect(broker.kafka_address());
-        let response = client.call(9, &MetadataRequest::default().with_topics(Some(vec![])));
-        if response.controller_id.0 > 0 {
-            return response.controller_id.0 as u64;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no controller");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     use rdkafka::consumer::CommitMode;
@@ -393,7 +378,7 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     consumer.commit_consumer_state(CommitMode::Sync).unwrap();
     drop(consumer);
 
-    let coordinator = controller(&brokers[0]);
+    let coordinator = support::controller(&brokers[0]);
     brokers[coordinator as usize - 1].kill();
     let bootstrap = brokers
         .iter()

@@ -100,6 +100,7 @@ pub fn apply_claim(view: &mut GroupView, leader: u64, claim: &Claim) {
             term: claim.term,
             is_leader: false,
             in_sync: claim.in_sync.clone(),
+            applied_own_term: false,
         };
     }
 }
@@ -169,6 +170,7 @@ mod tests {
             term: 5,
             is_leader: false,
             in_sync: Vec::new(),
+            applied_own_term: false,
         };
         apply_claim_as_follower(&mut view, 3, &claim(3, 5, &[3]));
         assert!(view.in_sync.is_empty(), "not its leader");

@@ -306,8 +306,27 @@ impl RaftLoop {
                 self.on_role_change(change.group, change.role, change.leader);
             }
             self.apply(output);
+            self.note_metadata_caught_up();
         }
         Ok(())
+    }
+
+    /// Marks the metadata leader's view as soon as it has applied an entry of its own term
+    /// (the group coordinator serves from then on), rather than at the next tick.
+    fn note_metadata_caught_up(&mut self) {
+        let Some(status) = self.multi.status(METADATA_GROUP_ID) else {
+            return;
+        };
+        if status.role != StateRole::Leader
+            || self.multi.term_of(METADATA_GROUP_ID, status.applied) != Some(status.term)
+        {
+            return;
+        }
+        self.replicas.update_view(METADATA_GROUP_ID, |view| {
+            if view.is_leader && view.term == status.term {
+                view.applied_own_term = true;
+            }
+        });
     }
 
     fn send(&mut self, output: &mut Output) {
@@ -340,6 +359,7 @@ impl RaftLoop {
             view.leader = leader;
             view.term = term;
             view.is_leader = is_leader;
+            view.applied_own_term = false;
             if !is_leader {
                 view.in_sync.clear();
             }
@@ -403,7 +423,9 @@ impl RaftLoop {
                             Applied::Partition(Err(AppendError::Storage("no local replica".into())))
                         }
                     },
-                    EntryKind::Metadata => Applied::Metadata(self.apply_metadata(body)),
+                    EntryKind::Metadata => {
+                        Applied::Metadata(self.apply_metadata(body, raft_entry.term))
+                    }
                     EntryKind::SnapshotTaken => {
                         let proposed_here = header.origin_node == self.node_id;
                         self.apply_snapshot_record(group, body, proposed_here);
@@ -422,7 +444,11 @@ impl RaftLoop {
         }
     }
 
-    fn apply_metadata(&mut self, body: &[u8]) -> Result<(), crate::catalog::CatalogError> {
+    fn apply_metadata(
+        &mut self,
+        body: &[u8],
+        entry_term: u64,
+    ) -> Result<(), crate::catalog::CatalogError> {
         let command: MetadataCommand = match serde_json::from_slice(body) {
             Ok(command) => command,
             Err(decode_error) => {
@@ -431,6 +457,16 @@ impl RaftLoop {
             }
         };
         if let MetadataCommand::GroupOffsets(event) = &command {
+            if let Some(written_term) = event.former_coordinator_term(entry_term) {
+                warn!(
+                    written_term,
+                    entry_term, "group state from a deposed coordinator; not applied"
+                );
+                return Err(crate::catalog::CatalogError::FormerGroupCoordinator {
+                    written_term,
+                    entry_term,
+                });
+            }
             self.offsets.apply_replicated(event);
             return Ok(());
         }
@@ -479,6 +515,7 @@ impl RaftLoop {
                 .filter(|(_, matched)| *matched + IN_SYNC_LAG_ENTRIES >= status.last_index)
                 .map(|(id, _)| *id as i32)
                 .collect();
+            let applied_own_term = self.multi.term_of(group, status.applied) == Some(status.term);
             self.replicas.set_view(
                 group,
                 GroupView {
@@ -486,6 +523,7 @@ impl RaftLoop {
                     term: status.term,
                     is_leader: true,
                     in_sync,
+                    applied_own_term,
                 },
             );
             if rebalance && group != METADATA_GROUP_ID {

@@ -17,6 +17,9 @@ pub struct GroupView {
     /// Replicas within the in-sync lag of the leader (known on the leader only; elsewhere
     /// empty).
     pub in_sync: Vec<i32>,
+    /// On the leader: it has applied an entry of its own term, so its state machine holds
+    /// everything committed before the term began. False elsewhere.
+    pub applied_own_term: bool,
 }
 
 #[derive(Default)]

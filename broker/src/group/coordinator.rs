@@ -1,5 +1,7 @@
 //! [`GroupCoordinator`]: the async face of the group state machines and the offset store.
 
+mod handover;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
@@ -41,6 +43,8 @@ struct GroupEntry {
     group: Group,
     join_waiters: HashMap<String, oneshot::Sender<JoinResult>>,
     sync_waiters: HashMap<String, oneshot::Sender<SyncResult>>,
+    /// The generation the replicated state holds for this group (None: nothing stored).
+    replicated_generation: Option<i32>,
 }
 
 impl GroupEntry {
@@ -49,6 +53,7 @@ impl GroupEntry {
             group,
             join_waiters: HashMap::new(),
             sync_waiters: HashMap::new(),
+            replicated_generation: None,
         }
     }
 
@@ -75,8 +80,14 @@ pub struct GroupCoordinator {
     settings: GroupSettings,
     groups: Mutex<HashMap<String, GroupEntry>>,
     store: Arc<OffsetStore>,
-    /// Set in a cluster: offsets are committed through it instead of the local journal.
-    replicator: std::sync::OnceLock<Arc<dyn super::OffsetReplicator>>,
+    /// Set in a cluster: offsets and Stable generations are written through it instead of
+    /// the local journal.
+    replicator: std::sync::OnceLock<Arc<dyn super::GroupReplicator>>,
+    /// The metadata term whose replicated state the in-memory groups were loaded from (0:
+    /// none; only with a replicator).
+    loaded_term: AtomicU64,
+    /// This coordinator, for the tasks that write group state.
+    me: Weak<GroupCoordinator>,
     expiry_running: AtomicBool,
     stopped: AtomicBool,
 }
@@ -151,11 +162,13 @@ impl GroupCoordinator {
                 (id, entry)
             })
             .collect();
-        let coordinator = Arc::new(GroupCoordinator {
+        let coordinator = Arc::new_cyclic(|me| GroupCoordinator {
             settings,
             groups: Mutex::new(groups),
             store: Arc::new(store),
             replicator: std::sync::OnceLock::new(),
+            loaded_term: AtomicU64::new(0),
+            me: me.clone(),
             expiry_running: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
@@ -165,8 +178,11 @@ impl GroupCoordinator {
         Ok(coordinator)
     }
 
-    /// Commits offsets through `replicator` from now on (set once, at start-up).
-    pub fn set_replicator(&self, replicator: Arc<dyn super::OffsetReplicator>) {
+    /// Commits offsets and writes Stable generations through `replicator` from now on (set
+    /// once, at start-up). From then on this node serves groups only while
+    /// [`super::GroupReplicator::coordinator_term`] says it coordinates, with the groups loaded
+    /// from the replicated state of that term.
+    pub fn set_replicator(&self, replicator: Arc<dyn super::GroupReplicator>) {
         let _ = self.replicator.set(replicator);
     }
 
@@ -208,13 +224,26 @@ impl GroupCoordinator {
         let now = monotonic_ms();
         let delay = self.settings.initial_rebalance_delay_ms;
         let mut groups = self.groups.lock();
+        let taken_over = self.take_over(&mut groups, now);
+        let term = self.loaded_term.load(Ordering::Acquire);
+        if taken_over.is_err() {
+            // Not the coordinator: no timers run, nothing is written, no group is held.
+            drop(groups);
+            for state in GroupState::ALL {
+                ::metrics::gauge!("chronik_groups", "state" => state.name()).set(0.0);
+            }
+            ::metrics::gauge!("chronik_group_members").set(0.0);
+            return;
+        }
         let mut per_state = [0usize; GroupState::ALL.len()];
         let mut members = 0usize;
         let mut idle = Vec::new();
+        let mut writes = Vec::new();
         for (id, entry) in groups.iter_mut() {
             let mut fx = Vec::new();
             entry.group.poll_timers(delay, now, &mut fx);
             entry.deliver(fx);
+            writes.extend(entry.emptied(term));
             let group = &entry.group;
             per_state[GroupState::ALL
                 .iter()
@@ -237,6 +266,7 @@ impl GroupCoordinator {
             }
         }
         drop(groups);
+        self.spawn_writes(writes);
         for (state, count) in GroupState::ALL.iter().zip(per_state) {
             ::metrics::gauge!("chronik_groups", "state" => state.name()).set(count as f64);
         }
@@ -253,28 +283,43 @@ impl GroupCoordinator {
     }
 
     /// Runs `f` on a group after its due timers, delivering the effects. `create`: make the
-    /// group if it does not exist (else `f` is not called and None comes back).
+    /// group if it does not exist (else `f` is not called and `Ok(None)` comes back). A group
+    /// this node has no live copy of but the replicated state has is materialized from it.
+    /// `Err(code)`: this node does not coordinate groups now.
     fn with_group<R>(
         &self,
         group_id: &str,
         create: bool,
         f: impl FnOnce(&mut GroupEntry, u64, &mut Vec<Effect>) -> R,
-    ) -> Option<R> {
+    ) -> Result<Option<R>, i16> {
         let now = monotonic_ms();
         let delay = self.settings.initial_rebalance_delay_ms;
         let mut groups = self.groups.lock();
+        self.take_over(&mut groups, now)?;
+        if !groups.contains_key(group_id) {
+            if let Some(entry) = self.materialize(group_id, now) {
+                groups.insert(group_id.to_string(), entry);
+            }
+        }
         let entry = if create {
             groups
                 .entry(group_id.to_string())
-                .or_insert_with(|| GroupEntry::new(Group::new(group_id, now)))
+                .or_insert_with(|| GroupEntry::new(self.new_group(group_id, now)))
         } else {
-            groups.get_mut(group_id)?
+            match groups.get_mut(group_id) {
+                Some(entry) => entry,
+                None => return Ok(None),
+            }
         };
         let mut fx = Vec::new();
         entry.group.poll_timers(delay, now, &mut fx);
         let result = f(entry, now, &mut fx);
         entry.deliver(fx);
-        Some(result)
+        let term = self.loaded_term.load(Ordering::Acquire);
+        let writes: Vec<GroupEvent> = entry.emptied(term).into_iter().collect();
+        drop(groups);
+        self.spawn_writes(writes);
+        Ok(Some(result))
     }
 
     /// JoinGroup; parks until the join phase completes (bounded by the rebalance timeout).
@@ -306,9 +351,10 @@ impl GroupCoordinator {
             }
         });
         let (member_id, rx, bound) = match parked {
-            None => return JoinResult::error(&req.member_id, codes::UNKNOWN_MEMBER_ID),
-            Some(Started::Answered(result)) => return result,
-            Some(Started::Parked(parked)) => parked,
+            Err(code) => return JoinResult::error(&req.member_id, code),
+            Ok(None) => return JoinResult::error(&req.member_id, codes::UNKNOWN_MEMBER_ID),
+            Ok(Some(Started::Answered(result))) => return result,
+            Ok(Some(Started::Parked(parked))) => parked,
         };
         match tokio::time::timeout(Duration::from_millis(bound), rx).await {
             Ok(Ok(result)) => result,
@@ -326,19 +372,37 @@ impl GroupCoordinator {
             return SyncResult::error(codes::INVALID_GROUP_ID);
         }
         let parked = self.with_group(&req.group_id, false, |entry, now, fx| {
-            match entry.group.sync(&req, now, fx) {
+            let writing = entry.group.assignment_write;
+            let started = match entry.group.sync(&req, now, fx) {
                 Reply::Now(result) => Started::Answered(result),
                 Reply::Parked => {
                     let (tx, rx) = oneshot::channel();
                     entry.sync_waiters.insert(req.member_id.clone(), tx);
                     Started::Parked((rx, entry.group.rebalance_timeout_ms() + WAIT_SLACK_MS))
                 }
-            }
+            };
+            // The leader's assignment completed a generation: write it before answering.
+            let write = match entry.group.assignment_write {
+                Some(generation) if writing != Some(generation) => {
+                    let term = self.loaded_term.load(Ordering::Acquire);
+                    Some((generation, term, entry.group.to_stored()))
+                }
+                _ => None,
+            };
+            (started, write)
         });
         let (rx, bound) = match parked {
-            None => return SyncResult::error(codes::UNKNOWN_MEMBER_ID),
-            Some(Started::Answered(result)) => return result,
-            Some(Started::Parked(parked)) => parked,
+            Err(code) => return SyncResult::error(code),
+            Ok(None) => return SyncResult::error(codes::UNKNOWN_MEMBER_ID),
+            Ok(Some((started, write))) => {
+                if let Some((generation, term, stored)) = write {
+                    self.spawn_assignment_write(&req.group_id, generation, term, stored);
+                }
+                match started {
+                    Started::Answered(result) => return result,
+                    Started::Parked(parked) => parked,
+                }
+            }
         };
         match tokio::time::timeout(Duration::from_millis(bound), rx).await {
             Ok(Ok(result)) => result,
@@ -351,16 +415,18 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return codes::INVALID_GROUP_ID;
         }
-        self.with_group(group_id, false, |entry, now, _| {
+        match self.with_group(group_id, false, |entry, now, _| {
             entry.group.heartbeat(member_id, generation_id, now)
-        })
-        .unwrap_or(codes::UNKNOWN_MEMBER_ID)
+        }) {
+            Ok(answer) => answer.unwrap_or(codes::UNKNOWN_MEMBER_ID),
+            Err(code) => code,
+        }
     }
 
     /// LeaveGroup of (member id, group instance id) pairs: one error code per member.
     pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
         let delay = self.settings.initial_rebalance_delay_ms;
-        self.with_group(group_id, false, |entry, now, fx| {
+        let answers = self.with_group(group_id, false, |entry, now, fx| {
             members
                 .iter()
                 .map(|(member_id, instance)| {
@@ -369,8 +435,12 @@ impl GroupCoordinator {
                         .leave(member_id, instance.as_deref(), delay, now, fx)
                 })
                 .collect()
-        })
-        .unwrap_or_else(|| vec![codes::UNKNOWN_MEMBER_ID; members.len()])
+        });
+        match answers {
+            Ok(Some(answers)) => answers,
+            Ok(None) => vec![codes::UNKNOWN_MEMBER_ID; members.len()],
+            Err(code) => vec![code; members.len()],
+        }
     }
 
     /// OffsetCommit of partitions already checked against the catalog: a group-level error
@@ -388,9 +458,10 @@ impl GroupCoordinator {
             entry.group.validate_commit(member_id, generation_id, now)
         });
         match verdict {
-            None => return codes::ILLEGAL_GENERATION,
-            Some(codes::NONE) => {}
-            Some(error) => return error,
+            Err(code) => return code,
+            Ok(None) => return codes::ILLEGAL_GENERATION,
+            Ok(Some(codes::NONE)) => {}
+            Ok(Some(error)) => return error,
         }
         if offsets.is_empty() {
             return codes::NONE;
@@ -481,7 +552,7 @@ impl GroupCoordinator {
         })
     }
 
-    /// DescribeGroups of one group (None: no such group).
+    /// DescribeGroups of one group (None: no such group, or this node does not coordinate).
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         self.with_group(group_id, false, |entry, _, _| {
             let group = &entry.group;
@@ -520,11 +591,16 @@ impl GroupCoordinator {
                     .collect(),
             }
         })
+        .ok()
+        .flatten()
     }
 
     /// ListGroups: every live group, by id.
     pub fn list(&self) -> Vec<GroupListing> {
-        let groups = self.groups.lock();
+        let mut groups = self.groups.lock();
+        if self.take_over(&mut groups, monotonic_ms()).is_err() {
+            return Vec::new();
+        }
         let mut listed: Vec<GroupListing> = groups
             .values()
             .filter(|entry| entry.group.state != GroupState::Dead)

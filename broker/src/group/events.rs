@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::replicated::{StoredGroup, StoredGroups};
+
 /// A committed offset.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffsetValue {
@@ -50,22 +52,54 @@ pub enum GroupEvent {
         group: String,
         offsets: Vec<OffsetEntry>,
     },
+    /// A group's membership changed: `Some` when a generation became Stable, `None` when the
+    /// group became Empty. `generation` orders the changes of one group.
+    GroupStateChanged {
+        group: String,
+        generation: i32,
+        /// The metadata term of the coordinator that wrote it (0: not fenced, as in events
+        /// rebuilding a snapshot); see [`GroupEvent::former_coordinator_term`].
+        #[serde(default)]
+        coordinator_term: u64,
+        state: Option<StoredGroup>,
+    },
 }
 
 impl GroupEvent {
-    /// How many partition entries the event carries (compaction accounting).
+    /// How many entries the event carries (compaction accounting): partitions, or one
+    /// membership.
     pub fn entry_count(&self) -> usize {
         match self {
             GroupEvent::OffsetsCommitted { offsets, .. } => offsets.len(),
+            GroupEvent::GroupStateChanged { .. } => 1,
+        }
+    }
+
+    /// The term of the coordinator that wrote this group state change, when that is not
+    /// `entry_term`, the term of the Raft entry it was committed in: the coordinator was
+    /// deposed and its proposal forwarded to the new leader, which may already serve the
+    /// group from newer state. Such a change must not be applied (as Kafka fences a deposed
+    /// coordinator's writes by its epoch). A coordinator's own proposals are appended in the
+    /// term it coordinates in.
+    pub fn former_coordinator_term(&self, entry_term: u64) -> Option<u64> {
+        match self {
+            GroupEvent::GroupStateChanged {
+                coordinator_term, ..
+            } if *coordinator_term != 0 && *coordinator_term != entry_term => {
+                Some(*coordinator_term)
+            }
+            _ => None,
         }
     }
 }
 
-/// Committed offsets: group → topic → partition → value.
+/// Committed offsets (group → topic → partition → value) and the replicated membership of
+/// Stable groups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OffsetState {
     groups: BTreeMap<String, BTreeMap<String, BTreeMap<i32, OffsetValue>>>,
     entries: usize,
+    memberships: StoredGroups,
 }
 
 /// Partitions per snapshot event, so that no journal record gets huge.
@@ -86,11 +120,34 @@ impl OffsetState {
                     }
                 }
             }
+            GroupEvent::GroupStateChanged {
+                group,
+                generation,
+                state,
+                ..
+            } => self.memberships.apply(group, *generation, state.as_ref()),
         }
     }
 
-    /// Events that rebuild this state from nothing.
+    /// The replicated membership of Stable groups.
+    pub fn memberships(&self) -> &StoredGroups {
+        &self.memberships
+    }
+
+    /// Replaces the replicated membership with a snapshot's.
+    pub fn restore_memberships(&mut self, groups: &BTreeMap<String, StoredGroup>) {
+        self.memberships.restore(groups);
+    }
+
+    /// Events that rebuild this state from nothing: the offsets, then the memberships.
     pub fn snapshot(&self) -> Vec<GroupEvent> {
+        let mut events = self.offset_events();
+        events.extend(self.membership_events());
+        events
+    }
+
+    /// The committed offsets alone, as events that rebuild them.
+    pub fn offset_events(&self) -> Vec<GroupEvent> {
         let mut events = Vec::new();
         for (group, topics) in &self.groups {
             let mut offsets = Vec::new();
@@ -122,9 +179,21 @@ impl OffsetState {
         events
     }
 
-    /// Number of (group, topic, partition) entries.
+    fn membership_events(&self) -> impl Iterator<Item = GroupEvent> + '_ {
+        self.memberships
+            .iter()
+            .map(|(group, state)| GroupEvent::GroupStateChanged {
+                group: group.clone(),
+                generation: state.generation,
+                coordinator_term: 0,
+                state: Some(state.clone()),
+            })
+    }
+
+    /// Number of (group, topic, partition) entries plus stored memberships (what a snapshot
+    /// of the state carries, for compaction accounting).
     pub fn live_entries(&self) -> usize {
-        self.entries
+        self.entries + self.memberships.len()
     }
 
     pub fn has_group(&self, group: &str) -> bool {

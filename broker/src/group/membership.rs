@@ -192,8 +192,16 @@ impl Group {
 
     /// Starts a rebalance: parked SyncGroups fail with REBALANCE_IN_PROGRESS, the join phase
     /// begins with its deadline (or the initial delay for a formerly empty group).
-    fn prepare_rebalance(&mut self, initial_delay_ms: u64, now: u64, fx: &mut Vec<Effect>) {
-        if self.state == GroupState::CompletingRebalance {
+    pub(super) fn prepare_rebalance(
+        &mut self,
+        initial_delay_ms: u64,
+        now: u64,
+        fx: &mut Vec<Effect>,
+    ) {
+        // A generation still being written is not handed out: its SyncGroups fail like those
+        // of a generation still completing.
+        let unfinished = self.assignment_write.take().is_some();
+        if self.state == GroupState::CompletingRebalance || unfinished {
             for m in self.members.iter_mut() {
                 m.assignment = Bytes::new();
                 if m.awaiting_sync {

@@ -15,12 +15,18 @@
 //! - [`journal`] and [`offsets`]: the append-only, CRC-framed journal of [`GroupEvent`]s under
 //!   `<data_dir>/groups/` and [`OffsetStore`], which applies events in journal order, groups
 //!   concurrent fsyncs into one, and compacts the journal.
+//! - [`replicated`] and [`materialize`]: the replicated membership of Stable generations
+//!   ([`StoredGroup`]), written through the [`GroupReplicator`] in a cluster, and the way a
+//!   new coordinator turns it back into live groups, so members keep their generation across
+//!   a coordinator failover.
 
 pub mod coordinator;
 pub mod events;
 pub mod journal;
+pub mod materialize;
 pub mod membership;
 pub mod offsets;
+pub mod replicated;
 pub mod sessions;
 pub mod state;
 pub mod types;
@@ -29,6 +35,8 @@ pub mod types;
 mod tests_membership;
 #[cfg(test)]
 mod tests_offsets;
+#[cfg(test)]
+mod tests_replicated;
 #[cfg(test)]
 mod tests_sessions;
 #[cfg(test)]
@@ -39,13 +47,19 @@ use std::time::Instant;
 
 pub use coordinator::GroupCoordinator;
 
-/// Where committed offsets are made durable when the coordinator is part of a cluster: the
-/// event is replicated, and every node applies it ([`offsets::OffsetStore::apply_replicated`]).
-pub trait OffsetReplicator: Send + Sync {
+/// Where committed offsets and group memberships are made durable when the coordinator is
+/// part of a cluster: the event is replicated, and every node applies it
+/// ([`offsets::OffsetStore::apply_replicated`]).
+pub trait GroupReplicator: Send + Sync {
+    /// Resolves once the event is applied on this node.
     fn replicate(&self, event: GroupEvent) -> futures::future::BoxFuture<'_, Result<(), String>>;
+    /// The term of the metadata group in which this node coordinates, once it has applied
+    /// everything committed before that term; `None` while it does not coordinate.
+    fn coordinator_term(&self) -> Option<u64>;
 }
 pub use events::{GroupEvent, OffsetEntry, OffsetState, OffsetValue};
 pub use offsets::OffsetStore;
+pub use replicated::{StoredGroup, StoredGroups, StoredMember, StoredProtocol};
 pub use state::{Group, GroupState, Member};
 pub use types::{
     CommitOffset, Effect, FetchedOffset, GroupDescription, GroupListing, JoinMember, JoinRequest,

@@ -12,10 +12,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use parking_lot::Mutex;
 
 use super::events::{GroupEvent, OffsetState};
 use super::journal::Journal;
+use super::replicated::StoredGroup;
 
 /// Default: compact only once the journal exceeds this many bytes...
 pub const DEFAULT_COMPACT_MIN_BYTES: u64 = 8 << 20;
@@ -83,22 +86,49 @@ impl OffsetStore {
     /// group, which is the record of offsets in a cluster); the journal is not written.
     pub fn apply_replicated(&self, event: &GroupEvent) {
         self.inner.lock().state.apply(event);
-        ::metrics::counter!("chronik_group_offset_commits_total").increment(1);
+        match event {
+            GroupEvent::OffsetsCommitted { .. } => {
+                ::metrics::counter!("chronik_group_offset_commits_total").increment(1);
+            }
+            GroupEvent::GroupStateChanged { .. } => {
+                ::metrics::counter!("chronik_group_state_changes_total").increment(1);
+            }
+        }
     }
 
     /// The committed offsets as events that rebuild them, for a snapshot of the metadata group.
     pub fn export_events(&self) -> Vec<GroupEvent> {
-        self.inner.lock().state.snapshot()
+        self.inner.lock().state.offset_events()
     }
 
-    /// Replaces the replicated offsets with a snapshot's (the journal is not written: the
-    /// metadata group is the record).
-    pub fn restore_replicated(&self, events: &[GroupEvent]) {
+    /// The replicated membership of Stable groups, for a snapshot of the metadata group.
+    pub fn export_memberships(&self) -> BTreeMap<String, StoredGroup> {
+        self.inner.lock().state.memberships().export()
+    }
+
+    /// Replaces the replicated offsets and memberships with a snapshot's (the journal is not
+    /// written: the metadata group is the record).
+    pub fn restore_replicated(
+        &self,
+        events: &[GroupEvent],
+        memberships: &BTreeMap<String, StoredGroup>,
+    ) {
         let mut state = OffsetState::default();
         for event in events {
             state.apply(event);
         }
+        state.restore_memberships(memberships);
         self.inner.lock().state = state;
+    }
+
+    /// A group's replicated Stable generation, if it has one.
+    pub fn stored_group(&self, group: &str) -> Option<StoredGroup> {
+        self.inner.lock().state.memberships().get(group).cloned()
+    }
+
+    /// Every replicated Stable generation, by group.
+    pub fn stored_groups(&self) -> BTreeMap<String, StoredGroup> {
+        self.export_memberships()
     }
 
     /// Makes `event` durable and applies it. Returns once an fdatasync covers it.

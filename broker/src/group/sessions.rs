@@ -12,6 +12,9 @@ use super::types::{Effect, Reply, SyncRequest, SyncResult};
 
 impl Group {
     /// SyncGroup: the leader's call hands out the assignment; followers park until it does.
+    /// With [`Group::hold_assignments_until_written`] the leader's call only sets the
+    /// assignment and starts [`Group::assignment_write`]: everyone stays parked until the
+    /// generation is written.
     pub fn sync(&mut self, req: &SyncRequest, now: u64, fx: &mut Vec<Effect>) -> Reply<SyncResult> {
         if self.state == GroupState::Dead {
             return Reply::Now(SyncResult::error(codes::COORDINATOR_NOT_AVAILABLE));
@@ -54,12 +57,16 @@ impl Group {
                         .collect();
                     let protocol_type = self.protocol_type.clone();
                     let protocol_name = self.protocol.clone();
+                    let hold = self.hold_assignments_until_written;
+                    if hold {
+                        self.assignment_write = Some(self.generation);
+                    }
                     for m in self.members.iter_mut() {
                         m.assignment = assignments
                             .get(m.id.as_str())
                             .map(|a| (*a).clone())
                             .unwrap_or_default();
-                        if m.awaiting_sync {
+                        if m.awaiting_sync && !hold {
                             m.awaiting_sync = false;
                             m.last_heartbeat_ms = now;
                             fx.push(Effect::Sync {
@@ -75,6 +82,14 @@ impl Group {
                     }
                     self.state = GroupState::Stable;
                 }
+                Reply::Parked
+            }
+            GroupState::Stable if self.assignment_write == Some(self.generation) => {
+                // The assignment is being written: answered by `assignment_written`.
+                self.sync_received(&req.member_id);
+                let m = self.member_mut(&req.member_id).expect("checked above");
+                m.awaiting_sync = true;
+                m.last_heartbeat_ms = now;
                 Reply::Parked
             }
             GroupState::Stable => {

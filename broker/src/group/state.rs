@@ -128,6 +128,11 @@ pub struct Group {
     pub sync_deadline_ms: Option<u64>,
     /// Since when the group has been Empty (for clean-up of groups with no offsets).
     pub empty_since_ms: Option<u64>,
+    /// The group's Stable generations are replicated: the leader's assignment is handed out
+    /// only once the generation is written ([`Group::assignment_written`]).
+    pub hold_assignments_until_written: bool,
+    /// The generation whose assignment is being written; SyncGroups of it wait meanwhile.
+    pub assignment_write: Option<i32>,
 }
 
 impl Group {
@@ -146,6 +151,8 @@ impl Group {
             pending_sync: BTreeSet::new(),
             sync_deadline_ms: None,
             empty_since_ms: Some(now_ms),
+            hold_assignments_until_written: false,
+            assignment_write: None,
         }
     }
 

@@ -83,6 +83,8 @@ pub fn metadata_error_code(error: &MetadataError) -> i16 {
             CatalogError::InvalidReplicationFactor { .. } => {
                 ResponseError::InvalidReplicationFactor.code()
             }
+            // Not a topic change; the coordinator that wrote it is no longer the leader.
+            CatalogError::FormerGroupCoordinator { .. } => ResponseError::NotController.code(),
         },
         // The client refreshes metadata and retries (on the new controller).
         MetadataError::Unavailable => ResponseError::NotController.code(),

@@ -5,6 +5,7 @@
 //! Local file `metadata-checkpoint`: "CMC1", index u64, term u64, CRC-32 of the JSON that
 //! follows (u32), the JSON; all integers big-endian; replaced atomically.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use super::manifest::{state_key, Content, Manifest, MetadataContent};
 use super::objects::SnapshotObjects;
 use crate::catalog::CatalogState;
 use crate::durable_file::write_atomically;
-use crate::group::GroupEvent;
+use crate::group::{GroupEvent, StoredGroup};
 
 const FILE_NAME: &str = "metadata-checkpoint";
 const MAGIC: &[u8; 4] = b"CMC1";
@@ -25,6 +26,9 @@ const HEADER_BYTES: usize = 24;
 pub struct MetadataImage {
     pub catalog: CatalogState,
     pub offsets: Vec<GroupEvent>,
+    /// The replicated membership of Stable consumer groups (absent in older images).
+    #[serde(default)]
+    pub groups: BTreeMap<String, StoredGroup>,
 }
 
 /// The metadata state at a Raft index, on this node's disk.

@@ -403,6 +403,21 @@ pub mod kafka {
     }
 }
 
+/// The metadata leader (controller, group coordinator) as a node's Metadata answer says.
+pub fn controller(broker: &BrokerProcess) -> u64 {
+    use kafka_protocol::messages::MetadataRequest;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut client = wire::RawClient::connect(broker.kafka_address());
+        let response = client.call(9, &MetadataRequest::default().with_topics(Some(vec![])));
+        if response.controller_id.0 > 0 {
+            return response.controller_id.0 as u64;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no controller");
+}
+
 pub mod wire {
     //! A minimal blocking Kafka client over a raw socket, for requests real clients will not
     //! send on demand (exact retries, bad CRCs).

@@ -61,7 +61,8 @@ impl Installer<'_> {
                     .write(&self.snapshots.data_dir)
                     .map_err(|error| error.to_string())?;
                 self.catalog.restore(checkpoint.image.catalog);
-                self.offsets.restore_replicated(&checkpoint.image.offsets);
+                self.offsets
+                    .restore_replicated(&checkpoint.image.offsets, &checkpoint.image.groups);
                 self.snapshots.metadata_checkpoint_index = checkpoint.index;
                 self.snapshots.reconcile_replicas = true;
                 "metadata"

@@ -284,6 +284,7 @@ impl RaftLoop {
             image: MetadataImage {
                 catalog: self.catalog.export(),
                 offsets: self.offsets.export_events(),
+                groups: self.offsets.export_memberships(),
             },
         };
         let voters = self.multi.voters(METADATA_GROUP_ID);
@@ -654,7 +655,8 @@ impl RaftLoop {
         let directory = self.snapshots.data_dir.clone();
         if let Some(checkpoint) = MetadataCheckpoint::read(&directory)? {
             self.catalog.restore(checkpoint.image.catalog);
-            self.offsets.restore_replicated(&checkpoint.image.offsets);
+            self.offsets
+                .restore_replicated(&checkpoint.image.offsets, &checkpoint.image.groups);
             self.snapshots.metadata_checkpoint_index = checkpoint.index;
             info!(
                 index = checkpoint.index,
@@ -691,7 +693,8 @@ impl RaftLoop {
         };
         checkpoint.write(&directory)?;
         self.catalog.restore(checkpoint.image.catalog.clone());
-        self.offsets.restore_replicated(&checkpoint.image.offsets);
+        self.offsets
+            .restore_replicated(&checkpoint.image.offsets, &checkpoint.image.groups);
         self.snapshots.metadata_checkpoint_index = checkpoint.index;
         self.multi
             .restore_group(METADATA_GROUP_ID, raft_snapshot(&manifest, encoded))?;
