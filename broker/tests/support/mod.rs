@@ -10,12 +10,33 @@ use std::time::{Duration, Instant};
 /// How long a broker may take to start serving.
 pub const START_TIMEOUT_MS: u64 = 20_000;
 
+/// Ports below the kernel's ephemeral range (32768 and up by default): a broker binds its
+/// ports again when restarted, and a port from the ephemeral range may meanwhile have become
+/// some outgoing connection's local port (the bench picks its ports the same way).
+const STABLE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free loopback port from [`STABLE_PORTS`], never the same twice in one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos())
+        .wrapping_add(std::process::id().wrapping_mul(40_503));
+    let span = u32::from(STABLE_PORTS.end - STABLE_PORTS.start);
+    for attempt in 0..200u32 {
+        let mixed = seed
+            .wrapping_add(attempt.wrapping_mul(7_919))
+            .wrapping_mul(2_654_435_761);
+        let port = STABLE_PORTS.start + (mixed % span) as u16;
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {STABLE_PORTS:?}");
 }
 
 pub struct BrokerProcess {
