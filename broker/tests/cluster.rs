@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -23,14 +21,6 @@ use support::BrokerProcess;
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
-
-fn bootstrap(brokers: &[BrokerProcess]) -> String {
-    brokers
-        .iter()
-        .map(BrokerProcess::bootstrap)
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Sent {
@@ -106,18 +96,7 @@ impl Load {
 }
 
 async fn create_topic(bootstrap: &str, replication: i32) -> Result<(), RDKafkaErrorCode> {
-    let admin: AdminClient<DefaultClientContext> = kafka::config(bootstrap).create().unwrap();
-    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(replication));
-    let results = admin
-        .create_topics([&topic], &AdminOptions::new())
-        .await
-        .unwrap();
-    results
-        .into_iter()
-        .next()
-        .unwrap()
-        .map(|_| ())
-        .map_err(|(_, code)| code)
+    kafka::try_create_topic(bootstrap, TOPIC, PARTITIONS, replication).await
 }
 
 /// The node leading `partition`, as the cluster's metadata says (waits for one).
@@ -282,7 +261,7 @@ async fn run_with_fault(
 ) {
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
-    let bootstrap = bootstrap(&brokers);
+    let bootstrap = BrokerProcess::bootstrap_all(&brokers);
     create_topic(&bootstrap, 3).await.unwrap();
     let load = start_load(&bootstrap);
     tokio::time::sleep(Duration::from_millis(2_000)).await;
@@ -355,7 +334,7 @@ async fn pausing_the_leader_loses_nothing() {
 async fn a_replication_factor_above_the_node_count_is_refused() {
     let directory = tempfile::tempdir().unwrap();
     let brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
-    let refused = create_topic(&bootstrap(&brokers), 4).await;
+    let refused = create_topic(&BrokerProcess::bootstrap_all(&brokers), 4).await;
     assert_eq!(refused, Err(RDKafkaErrorCode::InvalidReplicationFactor));
 }
 
@@ -364,7 +343,7 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     use rdkafka::consumer::CommitMode;
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
-    let all = bootstrap(&brokers);
+    let all = BrokerProcess::bootstrap_all(&brokers);
     create_topic(&all, 3).await.unwrap();
     let producer = kafka::producer(&all, &[]);
     let messages = (0..120).map(|i| (format!("key-{i}"), format!("value-{i}").into_bytes()));
@@ -427,7 +406,7 @@ fn in_sync_replicas(broker: &BrokerProcess, partition: i32) -> Option<(i32, Vec<
 async fn every_node_reports_the_leaders_in_sync_replicas() {
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
-    let bootstrap = bootstrap(&brokers);
+    let bootstrap = BrokerProcess::bootstrap_all(&brokers);
     create_topic(&bootstrap, 3).await.unwrap();
     let leader = leader_of(&bootstrap, 0);
     let behind = (1..=3).find(|node| *node != leader).unwrap();

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -19,25 +18,11 @@ use support::{kafka, BrokerProcess};
 const TOPIC: &str = "grouped";
 const PARTITIONS: i32 = 3;
 
-fn bootstrap(brokers: &[BrokerProcess]) -> String {
-    brokers
-        .iter()
-        .map(BrokerProcess::bootstrap)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// The test topic, replicated on all three nodes.
 async fn create_topic(bootstrap: &str) {
-    let admin: AdminClient<DefaultClientContext> = kafka::config(bootstrap).create().unwrap();
-    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3));
-    let results = admin
-        .create_topics([&topic], &AdminOptions::new())
+    kafka::try_create_topic(bootstrap, TOPIC, PARTITIONS, 3)
         .await
         .unwrap();
-    for result in results {
-        result.unwrap();
-    }
 }
 
 /// The coordinator elected after `old` was lost, as a surviving node reports it.
@@ -207,7 +192,7 @@ mod raw_member {
 async fn a_stable_group_survives_the_loss_of_the_coordinator() {
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
-    create_topic(&bootstrap(&brokers)).await;
+    create_topic(&BrokerProcess::bootstrap_all(&brokers)).await;
     let coordinator = support::controller(&brokers[0]);
     let old = &brokers[coordinator as usize - 1];
     let (member, generation) = raw_member::join_and_sync(old, b"partitions 0 1 2");
@@ -294,7 +279,7 @@ fn poll_messages(consumer: &BaseConsumer<Rebalances>, count: usize, timeout: Dur
 async fn an_rdkafka_consumer_does_not_rebalance_when_the_coordinator_dies() {
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &[]);
-    let all = bootstrap(&brokers);
+    let all = BrokerProcess::bootstrap_all(&brokers);
     create_topic(&all).await;
     let producer = kafka::producer(&all, &[]);
     let batch = |from: usize| (from..from + 30).map(|i| (format!("key-{i}"), vec![b'v'; 10]));

@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -25,24 +23,10 @@ const SNAPSHOT_ENV: [(&str, &str); 2] = [
     ("CHRONIK_SNAPSHOT_TIME_THRESHOLD_SECS", "1"),
 ];
 
-fn bootstrap(brokers: &[BrokerProcess]) -> String {
-    brokers
-        .iter()
-        .map(BrokerProcess::bootstrap)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 async fn create_topic(bootstrap: &str) {
-    let admin: AdminClient<DefaultClientContext> = kafka::config(bootstrap).create().unwrap();
-    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(3));
-    for result in admin
-        .create_topics([&topic], &AdminOptions::new())
+    kafka::try_create_topic(bootstrap, TOPIC, PARTITIONS, 3)
         .await
-        .unwrap()
-    {
-        result.unwrap();
-    }
+        .unwrap();
 }
 
 fn producer(bootstrap: &str) -> FutureProducer {
@@ -199,7 +183,7 @@ fn chunk_objects(store: &Path) -> Vec<PathBuf> {
 async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &SNAPSHOT_ENV);
-    let bootstrap = bootstrap(&brokers);
+    let bootstrap = BrokerProcess::bootstrap_all(&brokers);
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let mut acked = produce(&producer, 0, 1000).await;
@@ -271,7 +255,7 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
 async fn a_wiped_node_restores_from_the_object_store_and_catches_up() {
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &SNAPSHOT_ENV);
-    let bootstrap = bootstrap(&brokers);
+    let bootstrap = BrokerProcess::bootstrap_all(&brokers);
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let mut acked = produce(&producer, 0, 2000).await;
@@ -307,7 +291,7 @@ async fn a_wiped_node_restores_from_the_object_store_and_catches_up() {
 async fn a_corrupt_snapshot_is_detected_and_never_served() {
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &SNAPSHOT_ENV);
-    let bootstrap = bootstrap(&brokers);
+    let bootstrap = BrokerProcess::bootstrap_all(&brokers);
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let mut acked = produce(&producer, 0, 2000).await;
@@ -342,7 +326,7 @@ async fn a_corrupt_snapshot_is_detected_and_never_served() {
 async fn a_cluster_that_lost_every_disk_comes_back_from_the_object_store() {
     let directory = tempfile::tempdir().unwrap();
     let mut brokers = BrokerProcess::start_cluster(directory.path(), 3, &SNAPSHOT_ENV);
-    let bootstrap = bootstrap(&brokers);
+    let bootstrap = BrokerProcess::bootstrap_all(&brokers);
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let acked = produce(&producer, 0, 1500).await;

@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 
-use super::codes;
 use super::replicated::{StoredGroup, StoredMember, StoredProtocol};
 use super::state::{Group, GroupState, Member};
 use super::types::{Effect, SyncResult};
@@ -89,20 +88,8 @@ impl Group {
         if self.state != GroupState::Stable || self.generation != generation {
             return;
         }
-        let protocol_type = self.protocol_type.clone();
-        let protocol_name = self.protocol.clone();
         for m in self.members.iter_mut().filter(|m| m.awaiting_sync) {
-            m.awaiting_sync = false;
-            m.last_heartbeat_ms = now;
-            fx.push(Effect::Sync {
-                member_id: m.id.clone(),
-                result: SyncResult {
-                    error: codes::NONE,
-                    protocol_type: protocol_type.clone(),
-                    protocol_name: protocol_name.clone(),
-                    assignment: m.assignment.clone(),
-                },
-            });
+            fx.push(m.answer_sync(self.protocol_type.as_deref(), self.protocol.as_deref(), now));
         }
     }
 

@@ -67,17 +67,11 @@ impl Group {
                             .map(|a| (*a).clone())
                             .unwrap_or_default();
                         if m.awaiting_sync && !hold {
-                            m.awaiting_sync = false;
-                            m.last_heartbeat_ms = now;
-                            fx.push(Effect::Sync {
-                                member_id: m.id.clone(),
-                                result: SyncResult {
-                                    error: codes::NONE,
-                                    protocol_type: protocol_type.clone(),
-                                    protocol_name: protocol_name.clone(),
-                                    assignment: m.assignment.clone(),
-                                },
-                            });
+                            fx.push(m.answer_sync(
+                                protocol_type.as_deref(),
+                                protocol_name.as_deref(),
+                                now,
+                            ));
                         }
                     }
                     self.state = GroupState::Stable;

@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+use super::codes;
+use super::types::{Effect, SyncResult};
+
 /// The states of a classic consumer group, named as Kafka names them on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GroupState {
@@ -65,6 +68,26 @@ pub struct Member {
 }
 
 impl Member {
+    /// Answers this member's parked SyncGroup with its assignment (`now`: a sign of life).
+    pub fn answer_sync(
+        &mut self,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        now: u64,
+    ) -> Effect {
+        self.awaiting_sync = false;
+        self.last_heartbeat_ms = now;
+        Effect::Sync {
+            member_id: self.id.clone(),
+            result: SyncResult {
+                error: codes::NONE,
+                protocol_type: protocol_type.map(str::to_string),
+                protocol_name: protocol_name.map(str::to_string),
+                assignment: self.assignment.clone(),
+            },
+        }
+    }
+
     /// The metadata this member sent for `protocol`, if it supports it.
     pub fn metadata_for(&self, protocol: &str) -> Option<&Bytes> {
         self.protocols

@@ -129,6 +129,15 @@ impl BrokerProcess {
         format!("127.0.0.1:{}", self.kafka_port)
     }
 
+    /// Every node's Kafka address, comma-separated: a client's bootstrap list for a cluster.
+    pub fn bootstrap_all(brokers: &[BrokerProcess]) -> String {
+        brokers
+            .iter()
+            .map(BrokerProcess::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn kafka_address(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.kafka_port))
     }
@@ -302,15 +311,30 @@ pub mod kafka {
     }
 
     pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+        try_create_topic(bootstrap, name, partitions, 1)
+            .await
+            .unwrap();
+    }
+
+    /// CreateTopics of one topic; the broker's error code when it refuses.
+    pub async fn try_create_topic(
+        bootstrap: &str,
+        name: &str,
+        partitions: i32,
+        replication: i32,
+    ) -> Result<(), rdkafka::types::RDKafkaErrorCode> {
         let admin: AdminClient<DefaultClientContext> = config(bootstrap).create().unwrap();
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
         let results = admin
             .create_topics([&topic], &AdminOptions::new())
             .await
             .unwrap();
-        for result in results {
-            result.unwrap();
-        }
+        results
+            .into_iter()
+            .next()
+            .unwrap()
+            .map(|_| ())
+            .map_err(|(_, code)| code)
     }
 
     pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
