@@ -323,16 +323,21 @@ async fn a_regained_coordinatorship_serves_the_replicated_generation() {
     assert_eq!(a.describe("g").unwrap().generation, newer);
 }
 
-#[tokio::test]
-async fn a_failed_generation_write_fails_the_sync_with_a_retriable_error() {
-    let log = Arc::new(SharedLog::default());
-    let dir = tempfile::tempdir().unwrap();
-    let (a, _a_node) = node(&log, dir.path(), 1);
-    let first = new_member(&a, "g").await;
-    let second = new_member(&a, "g").await;
+/// Two members of group "g" after their joins completed, before any SyncGroup.
+struct Joined {
+    first: String,
+    second: String,
+    generation: i32,
+    leader: String,
+    follower: String,
+}
+
+async fn two_members_joined(a: &Arc<GroupCoordinator>) -> Joined {
+    let first = new_member(a, "g").await;
+    let second = new_member(a, "g").await;
     let joins = [
-        spawn_join(&a, join_req("g", &first, 10_000, 2_000)),
-        spawn_join(&a, join_req("g", &second, 10_000, 2_000)),
+        spawn_join(a, join_req("g", &first, 10_000, 2_000)),
+        spawn_join(a, join_req("g", &second, 10_000, 2_000)),
     ];
     let mut results = Vec::new();
     for join in joins {
@@ -340,7 +345,33 @@ async fn a_failed_generation_write_fails_the_sync_with_a_retriable_error() {
     }
     let generation = results[0].generation_id;
     let leader = results[0].leader.clone();
-    let follower = if leader == first { &second } else { &first };
+    let follower = if leader == first {
+        second.clone()
+    } else {
+        first.clone()
+    };
+    Joined {
+        first,
+        second,
+        generation,
+        leader,
+        follower,
+    }
+}
+
+#[tokio::test]
+async fn a_failed_generation_write_fails_the_sync_with_a_retriable_error() {
+    let log = Arc::new(SharedLog::default());
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _a_node) = node(&log, dir.path(), 1);
+    let Joined {
+        first,
+        second,
+        generation,
+        leader,
+        follower,
+    } = two_members_joined(&a).await;
+    let follower = &follower;
     let waiting = {
         let a = a.clone();
         let request = sync_req("g", follower, generation, &[]);
@@ -371,23 +402,13 @@ async fn a_sync_during_the_write_waits_for_it() {
     let log = Arc::new(SharedLog::default());
     let dir = tempfile::tempdir().unwrap();
     let (a, _a_node) = node(&log, dir.path(), 1);
-    let first = new_member(&a, "g").await;
-    let second = new_member(&a, "g").await;
-    let joins = [
-        spawn_join(&a, join_req("g", &first, 10_000, 2_000)),
-        spawn_join(&a, join_req("g", &second, 10_000, 2_000)),
-    ];
-    let mut results = Vec::new();
-    for join in joins {
-        results.push(join.await.unwrap());
-    }
-    let generation = results[0].generation_id;
-    let leader = results[0].leader.clone();
-    let follower = if leader == first {
-        second.clone()
-    } else {
-        first.clone()
-    };
+    let Joined {
+        first,
+        second,
+        generation,
+        leader,
+        follower,
+    } = two_members_joined(&a).await;
     let held = log.gate.write().await;
     let leader_sync = {
         let a = a.clone();
