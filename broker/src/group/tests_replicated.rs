@@ -371,10 +371,9 @@ async fn a_failed_generation_write_fails_the_sync_with_a_retriable_error() {
         leader,
         follower,
     } = two_members_joined(&a).await;
-    let follower = &follower;
     let waiting = {
         let a = a.clone();
-        let request = sync_req("g", follower, generation, &[]);
+        let request = sync_req("g", &follower, generation, &[]);
         tokio::spawn(async move { a.sync(request).await })
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
