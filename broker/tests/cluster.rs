@@ -453,3 +453,75 @@ async fn every_node_reports_the_leaders_in_sync_replicas() {
         }
     }
 }
+
+/// The leader `broker` alone names for each partition of the test topic.
+fn leaders_named_by(broker: &BrokerProcess) -> Vec<Option<i32>> {
+    (0..PARTITIONS)
+        .map(|partition| in_sync_replicas(broker, partition).map(|(leader, _)| leader))
+        .collect()
+}
+
+/// Polls `probe` until it answers, for at most 20 s.
+fn eventually<T: std::fmt::Debug>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A node cut off from its peers steps down from what it led (check-quorum) but goes on naming
+/// the leaders it last knew for the rest, so a client that asks only that node for metadata
+/// still finds the partitions the majority serves. A cut-off node starts elections and forgets
+/// its leaders when it does: named from that view alone, every partition would look
+/// leaderless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_node_names_the_leaders_it_last_knew() {
+    let directory = tempfile::tempdir().unwrap();
+    let (brokers, relays) = BrokerProcess::start_cluster_through_relays(directory.path(), 3, &[]);
+    let bootstrap = BrokerProcess::bootstrap_all(&brokers);
+    create_topic(&bootstrap, 3).await.unwrap();
+    let before = eventually(
+        "node 1 to lead one partition and name the others' leaders",
+        || {
+            let named = leaders_named_by(&brokers[0]);
+            let others = named.iter().filter(|leader| matches!(leader, Some(2 | 3)));
+            (named.contains(&Some(1)) && others.count() + 1 == named.len()).then_some(named)
+        },
+    );
+
+    relays.isolate(1);
+    // Several election timeouts (500 ms by default): node 1 has stepped down and campaigns.
+    std::thread::sleep(Duration::from_secs(3));
+    let during = leaders_named_by(&brokers[0]);
+    for (partition, (was, is)) in before.iter().zip(&during).enumerate() {
+        if *was == Some(1) {
+            assert_eq!(
+                *is, None,
+                "node 1 still names itself for partition {partition}"
+            );
+        } else {
+            assert!(
+                matches!(is, Some(2 | 3)),
+                "cut off, node 1 names {is:?} for partition {partition}, led by {was:?}"
+            );
+        }
+    }
+    eventually("the majority to lead every partition", || {
+        let named = leaders_named_by(&brokers[1]);
+        named
+            .iter()
+            .all(|leader| matches!(leader, Some(2 | 3)))
+            .then_some(named)
+    });
+
+    relays.rejoin(1);
+    eventually("node 1 to agree with node 2 again", || {
+        let named = leaders_named_by(&brokers[0]);
+        (named.iter().all(Option::is_some) && named == leaders_named_by(&brokers[1]))
+            .then_some(named)
+    });
+}

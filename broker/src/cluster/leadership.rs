@@ -97,6 +97,7 @@ pub fn apply_claim(view: &mut GroupView, leader: u64, claim: &Claim) {
     if claim.term >= view.term {
         *view = GroupView {
             leader,
+            last_leader: leader,
             term: claim.term,
             is_leader: false,
             in_sync: claim.in_sync.clone(),
@@ -167,6 +168,7 @@ mod tests {
     fn a_follower_takes_the_in_sync_set_only_from_its_own_leader_and_term() {
         let mut view = GroupView {
             leader: 2,
+            last_leader: 2,
             term: 5,
             is_leader: false,
             in_sync: Vec::new(),

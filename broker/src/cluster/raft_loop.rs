@@ -357,6 +357,9 @@ impl RaftLoop {
         let is_leader = role == StateRole::Leader;
         self.replicas.update_view(group, |view| {
             view.leader = leader;
+            if leader != 0 {
+                view.last_leader = leader;
+            }
             view.term = term;
             view.is_leader = is_leader;
             view.applied_own_term = false;
@@ -520,6 +523,7 @@ impl RaftLoop {
                 group,
                 GroupView {
                     leader: self.node_id,
+                    last_leader: self.node_id,
                     term: status.term,
                     is_leader: true,
                     in_sync,

@@ -12,6 +12,9 @@ use crate::partition::Partition;
 pub struct GroupView {
     /// Node id of the leader; 0 when unknown.
     pub leader: u64,
+    /// The latest leader this node knew of, kept when the leader becomes unknown (a node that
+    /// starts an election forgets its leader); 0 when it never knew one.
+    pub last_leader: u64,
     pub term: u64,
     pub is_leader: bool,
     /// Replicas within the in-sync lag of the leader (known on the leader only; elsewhere

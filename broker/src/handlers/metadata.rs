@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::broker::Broker;
 use crate::catalog::{CatalogError, TopicSpec};
+use crate::cluster::replicas::GroupView;
 use crate::cluster::MetadataError;
 
 /// The cluster id reported to clients.
@@ -128,16 +129,17 @@ fn describe_topic(broker: &Broker, spec: &TopicSpec) -> MetadataResponseTopic {
                 .with_replica_nodes(replicas)
                 .with_isr_nodes(in_sync)
                 .with_leader_epoch(view.term.min(i32::MAX as u64) as i32);
-            // A leader this node cannot reach is probably gone: say "no leader" so clients
-            // ask again soon instead of waiting on a dead node.
-            let reachable = view.leader == broker.cluster.node_id
-                || broker.cluster.transport().is_connected(view.leader);
-            if view.leader == 0 || !reachable {
-                partition
+            let transport = broker.cluster.transport();
+            match named_leader(
+                &view,
+                broker.cluster.node_id,
+                |node| transport.is_connected(node),
+                transport.reaches_majority(),
+            ) {
+                Some(leader) => partition.with_leader_id(BrokerId(leader as i32)),
+                None => partition
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-            } else {
-                partition.with_leader_id(BrokerId(view.leader as i32))
+                    .with_leader_id(BrokerId(-1)),
             }
         })
         .collect();
@@ -146,4 +148,85 @@ fn describe_topic(broker: &Broker, spec: &TopicSpec) -> MetadataResponseTopic {
         .with_topic_id(spec.topic_id)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
+}
+
+/// The leader Metadata names for a group; `None` says "no leader" (LEADER_NOT_AVAILABLE), so
+/// the client asks again soon.
+/// - The leader this node follows, when that is this node or one it has a connection to.
+/// - Otherwise, when this node reaches a majority of the cluster, no leader: its view is
+///   current, so a leader it cannot reach is probably gone, and a client should not wait on a
+///   dead node.
+/// - Otherwise this node is the one cut off, and its view is stale (a node that starts an
+///   election forgets its leader): it names the last leader it knew, unless that was itself.
+///   The client then tries that leader directly, which usually still leads. Saying "no
+///   leader" here would leave every partition leaderless for a client that keeps asking this
+///   node, and librdkafka keeps asking the broker it heard from last.
+fn named_leader(
+    view: &GroupView,
+    this_node: u64,
+    is_connected: impl Fn(u64) -> bool,
+    reaches_majority: bool,
+) -> Option<u64> {
+    if view.leader != 0 && (view.leader == this_node || is_connected(view.leader)) {
+        return Some(view.leader);
+    }
+    if reaches_majority || view.last_leader == 0 || view.last_leader == this_node {
+        return None;
+    }
+    Some(view.last_leader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THIS_NODE: u64 = 1;
+
+    fn view(leader: u64, last_leader: u64) -> GroupView {
+        GroupView {
+            leader,
+            last_leader,
+            ..GroupView::default()
+        }
+    }
+
+    #[test]
+    fn a_leader_this_node_is_or_reaches_is_named() {
+        let nobody = |_| false;
+        assert_eq!(named_leader(&view(1, 1), THIS_NODE, nobody, false), Some(1));
+        assert_eq!(
+            named_leader(&view(2, 2), THIS_NODE, |node| node == 2, true),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_node_in_the_majority_names_no_leader_it_cannot_reach() {
+        let only_node_3 = |node| node == 3;
+        assert_eq!(
+            named_leader(&view(2, 2), THIS_NODE, only_node_3, true),
+            None
+        );
+        assert_eq!(
+            named_leader(&view(0, 2), THIS_NODE, only_node_3, true),
+            None
+        );
+    }
+
+    #[test]
+    fn a_cut_off_node_names_the_last_leader_it_knew_other_than_itself() {
+        let nobody = |_| false;
+        assert_eq!(named_leader(&view(2, 2), THIS_NODE, nobody, false), Some(2));
+        assert_eq!(named_leader(&view(0, 3), THIS_NODE, nobody, false), Some(3));
+        assert_eq!(
+            named_leader(&view(0, 1), THIS_NODE, nobody, false),
+            None,
+            "itself"
+        );
+        assert_eq!(
+            named_leader(&view(0, 0), THIS_NODE, nobody, false),
+            None,
+            "never knew"
+        );
+    }
 }

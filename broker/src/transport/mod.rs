@@ -302,6 +302,18 @@ impl Transport {
             .is_some_and(|peer| peer.counters.connected.load(Ordering::Relaxed))
     }
 
+    /// Whether this node, with the peers it has a connection up to, is a majority of the
+    /// cluster (always, for a node without peers).
+    pub fn reaches_majority(&self) -> bool {
+        let connected = self
+            .shared
+            .peers
+            .values()
+            .filter(|peer| peer.counters.connected.load(Ordering::Relaxed))
+            .count();
+        (connected + 1) * 2 > self.shared.peers.len() + 1
+    }
+
     /// `None` for an unknown peer.
     pub fn peer_stats(&self, to: u64) -> Option<PeerStats> {
         self.shared.peers.get(&to).map(|peer| stats_of(peer))

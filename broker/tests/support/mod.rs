@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod relay;
+pub use relay::Relay;
+
 /// How long a broker may take to start serving.
 pub const START_TIMEOUT_MS: u64 = 20_000;
 
@@ -37,6 +40,31 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free loopback port in {STABLE_PORTS:?}");
+}
+
+/// The relays of a cluster's directed links, by (from, to) node id.
+#[derive(Default)]
+pub struct Relays {
+    links: std::collections::BTreeMap<(u64, u64), Relay>,
+}
+
+impl Relays {
+    /// Cuts every link to and from `node`.
+    pub fn isolate(&self, node: u64) {
+        self.touching(node).for_each(Relay::cut);
+    }
+
+    /// Heals every link to and from `node`.
+    pub fn rejoin(&self, node: u64) {
+        self.touching(node).for_each(Relay::heal);
+    }
+
+    fn touching(&self, node: u64) -> impl Iterator<Item = &Relay> {
+        self.links
+            .iter()
+            .filter(move |((from, to), _)| *from == node || *to == node)
+            .map(|(_, relay)| relay)
+    }
 }
 
 pub struct BrokerProcess {
@@ -79,13 +107,49 @@ impl BrokerProcess {
     /// Starts `nodes` brokers forming one Raft cluster (node ids 1..=nodes) and waits until
     /// every one of them serves.
     pub fn start_cluster(directory: &Path, nodes: u64, env: &[(&str, &str)]) -> Vec<BrokerProcess> {
+        Self::start_cluster_dialing(directory, nodes, env, |_, _, address| address)
+    }
+
+    /// Like `start_cluster`, with every directed link between nodes through its own relay, so
+    /// a test can cut the network between them.
+    pub fn start_cluster_through_relays(
+        directory: &Path,
+        nodes: u64,
+        env: &[(&str, &str)],
+    ) -> (Vec<BrokerProcess>, Relays) {
+        let mut relays = Relays::default();
+        let brokers = Self::start_cluster_dialing(directory, nodes, env, |from, to, address| {
+            let relay = Relay::start(address);
+            let relayed = relay.address();
+            relays.links.insert((from, to), relay);
+            relayed
+        });
+        (brokers, relays)
+    }
+
+    /// Starts a cluster where node `from` dials node `to` at `dial(from, to, address of to)`.
+    fn start_cluster_dialing(
+        directory: &Path,
+        nodes: u64,
+        env: &[(&str, &str)],
+        mut dial: impl FnMut(u64, u64, SocketAddr) -> SocketAddr,
+    ) -> Vec<BrokerProcess> {
         let raft_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
-        let peers = (1..=nodes)
-            .map(|id| format!("{id}=127.0.0.1:{}", raft_ports[id as usize - 1]))
-            .collect::<Vec<_>>()
-            .join(",");
+        let raft_address =
+            |id: u64| SocketAddr::from(([127, 0, 0, 1], raft_ports[id as usize - 1]));
         let mut brokers: Vec<BrokerProcess> = (1..=nodes)
             .map(|id| {
+                let peers = (1..=nodes)
+                    .map(|peer| {
+                        let address = if peer == id {
+                            raft_address(peer)
+                        } else {
+                            dial(id, peer, raft_address(peer))
+                        };
+                        format!("{peer}={address}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let data_dir = directory.join(format!("node-{id}"));
                 BrokerProcess {
                     log_path: data_dir.with_extension("log"),
@@ -98,7 +162,7 @@ impl BrokerProcess {
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
                     node_id: id,
-                    peers: peers.clone(),
+                    peers,
                     child: None,
                 }
             })
