@@ -16,6 +16,7 @@
 //!   proxy that could not listen again would read as enabled.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::json;
@@ -26,6 +27,11 @@ use super::rest::RestApi;
 use super::toxic_body::toxic_body;
 use crate::scenario::{Stream, Toxic};
 use crate::toxiproxy::BuiltinToxiproxy;
+
+/// How many times creating a proxy is tried before its error is reported.
+const CREATE_ATTEMPTS: u32 = 3;
+/// The pause before creating a proxy again.
+const CREATE_RETRY_DELAY_MS: u64 = 200;
 
 /// A Toxiproxy API and the proxies the bench made on it.
 pub struct FaultProxy {
@@ -144,12 +150,25 @@ impl FaultProxy {
                 .delete()
                 .map_err(self.failed(format!("cannot delete the old proxy `{name}`")))?;
         }
-        let pack = ProxyPack::new(name.to_string(), listen.to_string(), upstream.to_string());
         let doing = format!("cannot create proxy `{name}` (listen {listen}, upstream {upstream})");
-        let created = self
-            .client
-            .populate(vec![pack])
-            .map_err(self.failed(doing.clone()))?;
+        // `populate` replaces a proxy of the same name, so a request that failed is safe to
+        // send again. It does fail now and then without the server's fault: the client reuses
+        // a kept-alive connection the server side has just closed ("channel closed"), as
+        // happens through Docker's port forwarding to a proxy container.
+        let mut attempt = 1;
+        let created = loop {
+            let pack = ProxyPack::new(name.to_string(), listen.to_string(), upstream.to_string());
+            match self.client.populate(vec![pack]) {
+                Ok(created) => break created,
+                Err(error) if attempt >= CREATE_ATTEMPTS => {
+                    return Err(self.failed(doing.clone())(error));
+                }
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(CREATE_RETRY_DELAY_MS));
+                }
+            }
+        };
         let proxy = created
             .iter()
             .find(|proxy| proxy.proxy_pack.name == name)
