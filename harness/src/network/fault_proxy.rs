@@ -29,13 +29,14 @@ use crate::scenario::{Stream, Toxic};
 use crate::toxiproxy::BuiltinToxiproxy;
 
 /// How many times creating a proxy is tried before its error is reported.
-const CREATE_ATTEMPTS: u32 = 3;
+const CREATE_ATTEMPTS: u32 = 10;
 /// The pause before creating a proxy again.
-const CREATE_RETRY_DELAY_MS: u64 = 200;
+const CREATE_RETRY_DELAY_MS: u64 = 500;
 
 /// A Toxiproxy API and the proxies the bench made on it.
 pub struct FaultProxy {
     client: Client,
+    api_address: SocketAddr,
     rest: RestApi,
     url: String,
     description: String,
@@ -109,6 +110,7 @@ impl FaultProxy {
     fn connect(address: SocketAddr, url: String, description: &str) -> anyhow::Result<Self> {
         Ok(Self {
             client: Client::new(address),
+            api_address: address,
             rest: RestApi::new(address)?,
             url,
             description: description.to_string(),
@@ -152,13 +154,19 @@ impl FaultProxy {
         }
         let doing = format!("cannot create proxy `{name}` (listen {listen}, upstream {upstream})");
         // `populate` replaces a proxy of the same name, so a request that failed is safe to
-        // send again. It does fail now and then without the server's fault: the client reuses
-        // a kept-alive connection the server side has just closed ("channel closed"), as
-        // happens through Docker's port forwarding to a proxy container.
+        // send again, on a new connection. Through Docker's port forwarding to a proxy
+        // container it has failed now and then with the connection closed under it.
         let mut attempt = 1;
         let created = loop {
             let pack = ProxyPack::new(name.to_string(), listen.to_string(), upstream.to_string());
-            match self.client.populate(vec![pack]) {
+            let fresh;
+            let client = if attempt == 1 {
+                &self.client
+            } else {
+                fresh = Client::new(self.api_address);
+                &fresh
+            };
+            match client.populate(vec![pack]) {
                 Ok(created) => break created,
                 Err(error) if attempt >= CREATE_ATTEMPTS => {
                     return Err(self.failed(doing.clone())(error));

@@ -153,7 +153,9 @@ impl DockerCluster {
         };
         cluster.proxy = Some(proxy_plan.start(&cluster.engine)?);
         let fault_proxy = links::connect_to_proxy(&wiring, &proxy_plan.name)?;
-        links::create_link_proxies(&fault_proxy, &wiring)?;
+        if let Err(error) = links::create_link_proxies(&fault_proxy, &wiring) {
+            return Err(error.context(cluster.proxy_container_state()));
+        }
         cluster.fault_proxy = Some(links::connect_to_proxy(&wiring, &proxy_plan.name)?);
         for &node in &wiring.nodes {
             let data = wiring.data_volume(node);
@@ -230,10 +232,24 @@ impl DockerCluster {
 
     /// The last lines a node's container wrote, for an error message.
     fn tail_of_logs(&self, node: NodeId) -> String {
-        let logs = self.logs_of(node);
-        let text = String::from_utf8_lossy(&logs);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(5)..].join(" | ")
+        last_lines(&self.logs_of(node))
+    }
+
+    /// Whether the fault proxy container runs, and its last lines, for an error message.
+    fn proxy_container_state(&self) -> String {
+        let Some(proxy) = &self.proxy else {
+            return "the fault proxy container was not started".into();
+        };
+        let state = match self.engine.exit_code(proxy.id()) {
+            Ok(None) => "runs".to_string(),
+            Ok(Some(code)) => format!("exited ({code})"),
+            Err(error) => format!("cannot be inspected ({error:#})"),
+        };
+        let logs = match self.engine.logs(proxy.id()) {
+            Ok(logs) => last_lines(&logs),
+            Err(error) => format!("(logs unavailable: {error:#})"),
+        };
+        format!("the fault proxy container {state}; its last lines: {logs}")
     }
 
     /// Everything node `node`'s containers wrote, oldest first.
@@ -483,6 +499,13 @@ impl Drop for DockerCluster {
 }
 
 /// The node `node` of a cluster's `nodes` (a free function, so the engine stays borrowable).
+/// The last lines of a container's logs, on one line.
+fn last_lines(logs: &[u8]) -> String {
+    let text = String::from_utf8_lossy(logs);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
 fn node_in(nodes: &mut BTreeMap<NodeId, Node>, node: NodeId) -> anyhow::Result<&mut Node> {
     nodes
         .get_mut(&node)
