@@ -22,3 +22,6 @@ pub mod policy;
 pub mod retention;
 pub mod settings;
 pub mod staging;
+
+#[cfg(test)]
+mod staging_tests;

@@ -2,6 +2,7 @@
 //! before anything is installed, and swapping a staged partition directory into place.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use raft::eraftpb::{ConfState, Snapshot};
@@ -12,6 +13,7 @@ use super::manifest::{self, Content, Manifest};
 use super::metadata_image::{self, MetadataCheckpoint};
 use super::objects::SnapshotObjects;
 use super::partition_image;
+use crate::partition::checkpoint::Checkpoint;
 use crate::partition::Partition;
 
 /// A snapshot downloaded and checked, ready to install.
@@ -40,6 +42,13 @@ impl Staged {
         }
     }
 
+    /// Drops a staged snapshot that will not be installed (a newer one replaced it).
+    pub fn discard(self) {
+        if let Staged::Partition { directory, .. } = self {
+            let _ = std::fs::remove_dir_all(directory);
+        }
+    }
+
     pub fn raft_snapshot(&self) -> Snapshot {
         match self {
             Staged::Partition {
@@ -65,12 +74,26 @@ pub fn raft_snapshot(manifest: &Manifest, encoded: Vec<u8>) -> Snapshot {
     snapshot
 }
 
-/// Where a snapshot is staged, and the local replica it is to replace, if any: what that
-/// replica already holds is copied rather than downloaded.
+/// Where a group's snapshots are staged, and the local replica they are to replace, if any:
+/// what that replica already holds is copied rather than downloaded.
 #[derive(Clone)]
 pub struct StagingArea {
     pub directory: PathBuf,
     pub replica: Option<Arc<Partition>>,
+}
+
+/// Numbers staging attempts, so that no two ever share a directory.
+static STAGING_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+
+impl StagingArea {
+    /// A directory of its own under the area for one staging of the snapshot at `index`. A
+    /// staged snapshot waits there for the Raft loop to install it while a newer one (or an
+    /// older one standing in for a bad one) is already being fetched: sharing a directory, the
+    /// second staging would empty the first under its install.
+    fn attempt_directory(&self, index: u64) -> PathBuf {
+        let attempt = STAGING_ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+        self.directory.join(format!("{index:020}-{attempt}"))
+    }
 }
 
 /// Stages the snapshot a leader sent; when it fails its checks, the newest older one that
@@ -147,12 +170,19 @@ async fn stage(
     match &manifest.content {
         Content::Partition(_) => {
             let replica = area.replica.as_ref();
+            let directory = area.attempt_directory(manifest.index);
             let reused_below =
-                partition_image::stage(objects, &manifest, &area.directory, replica).await?;
+                match partition_image::stage(objects, &manifest, &directory, replica).await {
+                    Ok(reused_below) => reused_below,
+                    Err(error) => {
+                        let _ = std::fs::remove_dir_all(&directory);
+                        return Err(error);
+                    }
+                };
             Ok(Staged::Partition {
                 manifest,
                 encoded,
-                directory: area.directory.clone(),
+                directory,
                 reused_below,
             })
         }
@@ -167,14 +197,28 @@ async fn stage(
     }
 }
 
-/// Replaces the (retired) `replica`'s directory by the staged one, completed first with what
-/// the replica supplies (`reused_below`).
+/// Replaces the (retired) `replica`'s directory by the staged one of the snapshot at `index`,
+/// completed first with what the replica supplies (`reused_below`). A staged directory whose
+/// checkpoint does not vouch for exactly that index is refused, never swapped in: the
+/// replica would reopen behind the index Raft resumes from, and diverge.
 pub fn install_partition(
     group: u64,
+    index: u64,
     replica: &Partition,
     staged: &Path,
     reused_below: Option<i64>,
 ) -> Result<(), SnapshotError> {
+    let checkpoint = Checkpoint::read(staged).map_err(|error| SnapshotError::io(staged, error))?;
+    if checkpoint.applied_index != index {
+        return Err(SnapshotError::Read {
+            group,
+            message: format!(
+                "the staged snapshot in {} vouches for index {}, not {index}",
+                staged.display(),
+                checkpoint.applied_index
+            ),
+        });
+    }
     if let Some(below) = reused_below {
         partition_image::complete_from_replica(group, replica, staged, below)?;
     }

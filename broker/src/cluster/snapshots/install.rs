@@ -48,10 +48,15 @@ impl Installer<'_> {
                     .topic(&old.topic)
                     .ok_or_else(|| format!("topic {} is not in the catalog", old.topic))?;
                 old.retire();
-                install_partition(group, &old, &directory, reused_below)
+                install_partition(group, index, &old, &directory, reused_below)
                     .map_err(|error| error.to_string())?;
-                let (partition, _) =
+                let (partition, applied) =
                     (self.opener)(&topic, old.index).map_err(|error| error.to_string())?;
+                if applied != index {
+                    return Err(format!(
+                        "the installed replica reopened at index {applied}, not {index}"
+                    ));
+                }
                 partition.publish_high_watermark();
                 self.replicas.insert(partition);
                 "partition"

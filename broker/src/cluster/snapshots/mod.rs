@@ -50,6 +50,8 @@ pub const SNAPSHOT_CHECK_EVERY_TICKS: u64 = 20;
 /// A leader that sent a snapshot this many times without the follower taking it takes a new
 /// one (which uploads again any object a follower found corrupt and deleted).
 pub const SENDS_BEFORE_NEW_SNAPSHOT: u32 = 30;
+/// Under the data directory: where snapshots are downloaded and checked before installing.
+const STAGING_DIRECTORY: &str = "snapshot-staging";
 
 /// What the background snapshot work reports back to the Raft loop.
 pub(crate) enum SnapshotEvent {
@@ -111,6 +113,9 @@ impl SnapshotDriver {
         commands: flume::Sender<Command>,
         data_dir: PathBuf,
     ) -> SnapshotDriver {
+        // What a previous process staged was never installed (staged snapshots live in memory
+        // until their install); it only takes space now.
+        let _ = std::fs::remove_dir_all(data_dir.join(STAGING_DIRECTORY));
         SnapshotDriver {
             settings,
             objects,
@@ -133,7 +138,7 @@ impl SnapshotDriver {
 
     fn staging_directory(&self, group: u64) -> PathBuf {
         self.data_dir
-            .join("snapshot-staging")
+            .join(STAGING_DIRECTORY)
             .join(format!("g{group}"))
     }
 
@@ -540,7 +545,9 @@ impl RaftLoop {
             Ok(staged) => {
                 let held = state.held.take();
                 let snapshot = staged.raft_snapshot();
-                state.staged = Some(*staged);
+                if let Some(replaced) = state.staged.replace(*staged) {
+                    replaced.discard();
+                }
                 if let Some(mut message) = held {
                     if message.get_snapshot().get_metadata().index != snapshot.get_metadata().index
                     {
@@ -632,9 +639,15 @@ impl RaftLoop {
             .topic(&partition.topic)
             .ok_or(SnapshotError::WrongKind { group })?;
         partition.retire();
-        install_partition(group, partition, &directory, reused_below)?;
+        install_partition(group, manifest.index, partition, &directory, reused_below)?;
         let (reopened, reopened_applied) = (self.opener)(&topic, partition.index)
             .map_err(|error| SnapshotError::Task(error.to_string()))?;
+        if reopened_applied != manifest.index {
+            return Err(SnapshotError::Task(format!(
+                "the restored replica of group {group} reopened at index {reopened_applied}, not {}",
+                manifest.index
+            )));
+        }
         self.replicas.insert(reopened);
         if pristine {
             self.multi

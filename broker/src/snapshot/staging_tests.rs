@@ -1,0 +1,137 @@
+//! Staging and installing partition snapshots against an in-memory object store.
+
+use std::path::Path;
+
+use super::codec::{seal, Compression};
+use super::manifest::{chunk_key, Chunk, Content, Manifest, PartitionContent};
+use super::objects::SnapshotObjects;
+use super::staging::{install_partition, stage_with_fallback, Staged, StagingArea};
+use crate::partition::checkpoint::Checkpoint;
+use crate::partition::Partition;
+use crate::storage::LogConfig;
+use crate::wire::record_batch::build_test_batch;
+
+const GROUP: u64 = 7;
+
+/// Uploads the batches `[start, end)` (one record each) as one chunk of `GROUP`.
+async fn upload_chunk(objects: &SnapshotObjects, start: i64, end: i64) -> Chunk {
+    let record: (&[u8], &[u8]) = (b"key", b"value");
+    let plain: Vec<u8> = (start..end)
+        .flat_map(|offset| build_test_batch(offset, &[record], -1, -1, -1, 1_000))
+        .collect();
+    let (stored, digest) = seal(&plain, Compression::Zstd);
+    let key = chunk_key(GROUP, start, end, Compression::Zstd.extension());
+    objects.put(&key, stored.into()).await.unwrap();
+    Chunk {
+        key,
+        start_offset: start,
+        end_offset: end,
+        digest,
+    }
+}
+
+fn manifest(index: u64, chunks: Vec<Chunk>) -> Manifest {
+    Manifest {
+        group: GROUP,
+        index,
+        term: 1,
+        voters: vec![1, 2, 3],
+        taken_by_node: 1,
+        taken_unix_ms: 0,
+        content: Content::Partition(PartitionContent {
+            topic: "events".into(),
+            partition: 0,
+            log_start_offset: 0,
+            log_end_offset: chunks.last().map_or(0, |chunk| chunk.end_offset),
+            chunks,
+        }),
+    }
+}
+
+async fn staged(objects: &SnapshotObjects, manifest: Manifest, area: &StagingArea) -> Staged {
+    let encoded = manifest.encode();
+    stage_with_fallback(objects, manifest, encoded, area)
+        .await
+        .unwrap()
+}
+
+fn staged_directory(staged: &Staged) -> &Path {
+    match staged {
+        Staged::Partition { directory, .. } => directory,
+        Staged::Metadata { .. } => panic!("a partition snapshot was staged as metadata"),
+    }
+}
+
+fn open_replica(directory: &Path) -> (Partition, u64) {
+    Partition::open("events", 0, GROUP, directory, LogConfig::default()).unwrap()
+}
+
+/// A snapshot waiting for its install while the leader's next one is fetched: the second
+/// staging once emptied the first's directory under it, and the replica was installed with
+/// no data at the first snapshot's index.
+#[tokio::test]
+async fn a_newer_staging_leaves_a_staged_snapshot_waiting_for_its_install_intact() {
+    let root = tempfile::tempdir().unwrap();
+    let objects = SnapshotObjects::in_memory();
+    let first_chunk = upload_chunk(&objects, 0, 6).await;
+    let second_chunk = upload_chunk(&objects, 6, 10).await;
+    let area = StagingArea {
+        directory: root.path().join("staging"),
+        replica: None,
+    };
+    let first = staged(&objects, manifest(10, vec![first_chunk.clone()]), &area).await;
+    let second = staged(
+        &objects,
+        manifest(20, vec![first_chunk, second_chunk]),
+        &area,
+    )
+    .await;
+    for (staged, applied_index, log_end_offset) in [(&first, 10, 6), (&second, 20, 10)] {
+        let checkpoint = Checkpoint::read(staged_directory(staged)).unwrap();
+        assert_eq!(
+            checkpoint,
+            Checkpoint {
+                applied_index,
+                log_end_offset
+            }
+        );
+    }
+
+    let live = root.path().join("events-0");
+    let (replica, _) = open_replica(&live);
+    replica.retire();
+    install_partition(GROUP, 10, &replica, staged_directory(&first), None).unwrap();
+    let (installed, applied) = open_replica(&live);
+    assert_eq!((applied, installed.log_end_offset()), (10, 6));
+    assert!(
+        staged_directory(&second).join("checkpoint").exists(),
+        "installing the first snapshot touched the second's staging"
+    );
+    second.discard();
+}
+
+#[tokio::test]
+async fn a_staged_directory_that_vouches_for_another_index_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let objects = SnapshotObjects::in_memory();
+    let chunk = upload_chunk(&objects, 0, 4).await;
+    let area = StagingArea {
+        directory: root.path().join("staging"),
+        replica: None,
+    };
+    let staged = staged(&objects, manifest(10, vec![chunk]), &area).await;
+    let live = root.path().join("events-0");
+    let (replica, _) = open_replica(&live);
+    replica.retire();
+
+    let error = install_partition(GROUP, 11, &replica, staged_directory(&staged), None)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("vouches for index 10, not 11"), "{error}");
+    assert!(
+        staged_directory(&staged).join("checkpoint").exists(),
+        "a refused install must leave the staged snapshot alone"
+    );
+    let (untouched, applied) = open_replica(&live);
+    assert_eq!((applied, untouched.log_end_offset()), (0, 0));
+}
