@@ -6,7 +6,7 @@
 //! chunks of at most [`CHUNK_BYTES`]. The log below the cut never changes (offsets are
 //! assigned once, replicas are byte-identical), so a chunk is valid for every later snapshot.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -185,6 +185,8 @@ pub async fn stage(
         .collect();
     let fetches = needed.iter().cloned().map(|chunk| {
         let objects = objects.clone();
+        let directory = directory.to_path_buf();
+        let group = manifest.group;
         async move {
             let stored = objects.get(&chunk.key).await?;
             tokio::task::spawn_blocking(move || {
@@ -194,46 +196,55 @@ pub async fn stage(
                 };
                 let plain = unseal(&stored, &chunk.digest).map_err(|e| corrupt(e.to_string()))?;
                 check_batches(&plain, chunk.start_offset, chunk.end_offset).map_err(corrupt)?;
-                Ok::<_, SnapshotError>(plain)
+                let (first, bytes) = match reused_below {
+                    Some(below) if chunk.start_offset < below => {
+                        let kept = batches_from(&plain, below).ok_or_else(|| {
+                            SnapshotError::Read {
+                                group,
+                                message: format!(
+                                    "the local replica ends at offset {below}, inside a batch of {}",
+                                    chunk.key
+                                ),
+                            }
+                        })?;
+                        (below, kept)
+                    }
+                    _ => (chunk.start_offset, &plain[..]),
+                };
+                let file = write_unsynced(&segment_path(&directory, first), bytes)?;
+                Ok::<_, SnapshotError>((file, plain.len() as u64))
             })
             .await
             .map_err(|error| SnapshotError::Task(error.to_string()))?
         }
     });
+    // Chunks are written as they arrive and synced together at the end: one sync per chunk
+    // in turn kept the disk at half the rate it reaches with the syncs in flight together.
     let mut downloads = futures::stream::iter(fetches).buffered(PARALLEL_DOWNLOADS);
-    let mut position = 0;
+    let mut written = Vec::with_capacity(needed.len() + 1);
     let mut downloaded_bytes = 0u64;
-    while let Some(result) = downloads.next().await {
-        let chunk = &needed[position];
-        position += 1;
-        let plain = match result {
-            Ok(plain) => plain,
+    for chunk in &needed {
+        let Some(result) = downloads.next().await else {
+            break;
+        };
+        match result {
+            Ok((file, plain_bytes)) => {
+                written.push(file);
+                downloaded_bytes += plain_bytes;
+            }
             Err(error) => {
                 if matches!(error, SnapshotError::Corrupt { .. }) {
                     let _ = objects.delete(&chunk.key).await;
                 }
                 return Err(error);
             }
-        };
-        downloaded_bytes += plain.len() as u64;
-        let (first, bytes) = match reused_below {
-            Some(below) if chunk.start_offset < below => {
-                let kept = batches_from(&plain, below).ok_or_else(|| SnapshotError::Read {
-                    group: manifest.group,
-                    message: format!(
-                        "the local replica ends at offset {below}, inside a batch of {}",
-                        chunk.key
-                    ),
-                })?;
-                (below, kept)
-            }
-            _ => (chunk.start_offset, &plain[..]),
-        };
-        write_synced(&segment_path(directory, first), bytes)?;
+        }
     }
     if content.chunks.is_empty() {
-        write_synced(&segment_path(directory, content.log_start_offset), &[])?;
+        let path = segment_path(directory, content.log_start_offset);
+        written.push(write_unsynced(&path, &[])?);
     }
+    sync_all(written, directory).await?;
     let checkpoint = Checkpoint {
         applied_index: manifest.index,
         log_end_offset: content.log_end_offset,
@@ -370,12 +381,42 @@ fn segment_path(directory: &Path, base_offset: i64) -> std::path::PathBuf {
     directory.join(format!("{base_offset:020}.log"))
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+/// A file written with `bytes`, not yet synced.
+struct Written {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<Written, SnapshotError> {
     use std::io::Write;
     let mut file = std::fs::File::create(path).map_err(|error| SnapshotError::io(path, error))?;
     file.write_all(bytes)
-        .and_then(|_| file.sync_data())
-        .map_err(|error| SnapshotError::io(path, error))
+        .map_err(|error| SnapshotError::io(path, error))?;
+    Ok(Written {
+        path: path.to_path_buf(),
+        file,
+    })
+}
+
+/// Syncs the `written` files, several at once, then `directory` (which holds their names).
+async fn sync_all(written: Vec<Written>, directory: &Path) -> Result<(), SnapshotError> {
+    let syncs = written.into_iter().map(|written| async move {
+        tokio::task::spawn_blocking(move || {
+            written
+                .file
+                .sync_data()
+                .map_err(|error| SnapshotError::io(&written.path, error))
+        })
+        .await
+        .map_err(|error| SnapshotError::Task(error.to_string()))?
+    });
+    let mut syncs = futures::stream::iter(syncs).buffer_unordered(PARALLEL_DOWNLOADS);
+    while let Some(result) = syncs.next().await {
+        result?;
+    }
+    std::fs::File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|error| SnapshotError::io(directory, error))
 }
 
 pub fn unix_ms() -> u64 {
