@@ -109,8 +109,14 @@ pub struct MultiRaft {
     hard_state_dirty: Vec<u64>,
     /// Whether each round's write is synced (off only with `--fsync never`).
     sync_writes: bool,
+    /// Per peer, the ticks since a message from it was last stepped.
+    peer_silence_ticks: BTreeMap<u64, u64>,
     logger: slog::Logger,
 }
+
+/// A follower silent for this many election timeouts no longer holds back a leader's
+/// compaction (see [`MultiRaft::needed_by_followers`]).
+pub const FOLLOWER_SILENCE_LIMIT_ELECTIONS: u64 = 10;
 
 impl MultiRaft {
     pub fn new(settings: RaftSettings, store: Arc<dyn RaftLogStore>) -> MultiRaft {
@@ -120,6 +126,7 @@ impl MultiRaft {
             groups: BTreeMap::new(),
             hard_state_dirty: Vec::new(),
             sync_writes: true,
+            peer_silence_ticks: BTreeMap::new(),
             logger: super::logger::raft_logger(),
         }
     }
@@ -235,10 +242,14 @@ impl MultiRaft {
         for node in self.groups.values_mut() {
             node.tick();
         }
+        for silence in self.peer_silence_ticks.values_mut() {
+            *silence += 1;
+        }
     }
 
     /// Feeds a message from a peer; false when this node does not hold the group (yet).
     pub fn step(&mut self, group: u64, mut message: Message) -> bool {
+        self.peer_silence_ticks.insert(message.from, 0);
         match self.groups.get_mut(&group) {
             Some(node) => {
                 // A leader's heartbeat carries min(what it believes we have, its commit). After
@@ -358,16 +369,28 @@ impl MultiRaft {
     /// entries after that snapshot, others those after what they hold. Compacting below it
     /// lets a follower that is catching up finish from the log instead of being sent one
     /// snapshot after another. `None` when no follower qualifies, or not the leader.
+    ///
+    /// Live means heard from within [`FOLLOWER_SILENCE_LIMIT_ELECTIONS`] election timeouts,
+    /// not raft-rs's `recent_active` (one election timeout): a follower installing a snapshot
+    /// or restoring its replicas is silent for seconds, and with the log compacted under it
+    /// meanwhile it was sent snapshot after snapshot.
     pub fn needed_by_followers(&self, group: u64, max_lag_entries: u64) -> Option<u64> {
         let node = self.groups.get(&group)?;
         let raft = &node.raft;
         if raft.state != StateRole::Leader {
             return None;
         }
+        let silence_limit_ticks =
+            self.settings.election_tick as u64 * FOLLOWER_SILENCE_LIMIT_ELECTIONS;
+        let is_live = |peer: &u64| {
+            self.peer_silence_ticks
+                .get(peer)
+                .is_some_and(|silence| *silence <= silence_limit_ticks)
+        };
         let last = raft.raft_log.last_index();
         raft.prs()
             .iter()
-            .filter(|(id, progress)| **id != raft.id && progress.recent_active)
+            .filter(|(id, _)| **id != raft.id && is_live(id))
             .map(|(_, progress)| match progress.state {
                 ProgressState::Snapshot => progress.pending_snapshot,
                 ProgressState::Probe | ProgressState::Replicate => progress.matched,

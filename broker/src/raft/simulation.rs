@@ -531,6 +531,53 @@ mod tests {
         assert!(new_leader != leader && new_term > term);
     }
 
+    /// A follower that falls silent (installing a snapshot, restoring its replicas) keeps
+    /// holding back the leader's compaction beyond raft-rs's one-election-timeout
+    /// `recent_active`, for a bounded while only.
+    #[test]
+    fn a_silent_follower_holds_back_compaction_for_a_bounded_while() {
+        use crate::raft::multi_raft::FOLLOWER_SILENCE_LIMIT_ELECTIONS;
+        let settings = SimulationSettings {
+            groups: 1,
+            ..SimulationSettings::default()
+        };
+        let election_ticks = settings_for(1).election_tick as u64;
+        let mut simulation = Simulation::new(9, settings);
+        simulation.run_quiet(100);
+        let (leader, _) = simulation.leader_and_term(0).expect("a leader is elected");
+        let silent = simulation
+            .voters()
+            .into_iter()
+            .find(|node| *node != leader)
+            .unwrap();
+        let held_after = |simulation: &Simulation| {
+            simulation.nodes[&leader]
+                .raft
+                .as_ref()
+                .unwrap()
+                .needed_by_followers(0, u64::MAX)
+        };
+        let silent_holds = simulation.status(leader, 0).unwrap().matched[&silent];
+
+        simulation.isolate(silent);
+        for entry in 0..5 {
+            let raft = simulation.nodes.get_mut(&leader).unwrap().raft.as_mut();
+            raft.unwrap().propose(0, vec![entry]).unwrap();
+        }
+        simulation.run_quiet(3 * election_ticks);
+        let status = simulation.status(leader, 0).unwrap();
+        assert_eq!(status.role, raft::StateRole::Leader);
+        assert!(
+            status.commit > silent_holds,
+            "the others went on without it"
+        );
+        assert_eq!(held_after(&simulation), Some(silent_holds));
+
+        simulation.run_quiet(FOLLOWER_SILENCE_LIMIT_ELECTIONS * election_ticks);
+        let last_index = simulation.status(leader, 0).unwrap().last_index;
+        assert_eq!(held_after(&simulation), Some(last_index));
+    }
+
     /// Many crashes and elections: where a lost vote or term would show as a double vote.
     #[test]
     fn crash_heavy_seeds_never_vote_twice() {
