@@ -174,12 +174,12 @@ fn a_producer_with_stop_after_stops_sending_there_and_the_judged_window_ends_wit
     assert_eq!(counts.lost, 0, "{summary}");
     // 500 messages/s from the first, sent in the warmup, up to the stop 1 s into the window:
     // every message scheduled before the stop, however late the thread started.
-    let first_intended_ns = records
+    let intended_ns: Vec<i64> = records
         .acknowledgements
         .iter()
         .map(|acknowledgement| acknowledgement.intended_ns)
-        .min()
-        .unwrap();
+        .collect();
+    let first_intended_ns = *intended_ns.iter().min().unwrap();
     assert!(
         first_intended_ns < 0,
         "first sent at {first_intended_ns} ns"
@@ -191,12 +191,7 @@ fn a_producer_with_stop_after_stops_sending_there_and_the_judged_window_ends_wit
         scheduled_before_stop.div_ceil(interval_ns),
         "{summary}"
     );
-    let last_intended_ns = records
-        .acknowledgements
-        .iter()
-        .map(|acknowledgement| acknowledgement.intended_ns)
-        .max()
-        .unwrap();
+    let last_intended_ns = *intended_ns.iter().max().unwrap();
     assert!(last_intended_ns < 1_000_000_000, "{last_intended_ns} ns");
     // Judged up to the stop, the 2 s without load after it are no unavailability.
     assert!(counts.max_unavailability_ms < 500, "{summary}");
