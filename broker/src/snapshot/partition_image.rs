@@ -381,31 +381,20 @@ fn segment_path(directory: &Path, base_offset: i64) -> std::path::PathBuf {
     directory.join(format!("{base_offset:020}.log"))
 }
 
-/// A file written with `bytes`, not yet synced.
-struct Written {
-    path: PathBuf,
-    file: std::fs::File,
-}
-
-fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<Written, SnapshotError> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).map_err(|error| SnapshotError::io(path, error))?;
-    file.write_all(bytes)
-        .map_err(|error| SnapshotError::io(path, error))?;
-    Ok(Written {
-        path: path.to_path_buf(),
-        file,
-    })
+/// Writes `bytes` as the file `path`, unsynced, and returns the path. The file is closed:
+/// a partition of thousands of chunks must not hold a descriptor per chunk until the sync.
+fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
+    std::fs::write(path, bytes).map_err(|error| SnapshotError::io(path, error))?;
+    Ok(path.to_path_buf())
 }
 
 /// Syncs the `written` files, several at once, then `directory` (which holds their names).
-async fn sync_all(written: Vec<Written>, directory: &Path) -> Result<(), SnapshotError> {
-    let syncs = written.into_iter().map(|written| async move {
+async fn sync_all(written: Vec<PathBuf>, directory: &Path) -> Result<(), SnapshotError> {
+    let syncs = written.into_iter().map(|path| async move {
         tokio::task::spawn_blocking(move || {
-            written
-                .file
-                .sync_data()
-                .map_err(|error| SnapshotError::io(&written.path, error))
+            std::fs::File::open(&path)
+                .and_then(|file| file.sync_data())
+                .map_err(|error| SnapshotError::io(&path, error))
         })
         .await
         .map_err(|error| SnapshotError::Task(error.to_string()))?
