@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use super::entry::{self, EntryHeader, EntryKind};
 use super::replicas::{GroupView, LocalReplicas};
 use super::{Applied, Command, PartitionOpener};
-use crate::catalog::{Catalog, CatalogChange, MetadataCommand, METADATA_GROUP_ID};
+use crate::catalog::{Catalog, CatalogChange, MetadataCommand, TopicSpec, METADATA_GROUP_ID};
 use crate::group::offsets::OffsetStore;
 use crate::partition::AppendError;
 use crate::raft::multi_raft::{MultiRaft, Output, ProposeError};
@@ -476,12 +476,16 @@ impl RaftLoop {
         match self.catalog.apply(&command)? {
             CatalogChange::Nothing => {}
             CatalogChange::PartitionsCreated { topic, indexes } => {
-                for index in indexes {
-                    let assignment = &topic.assignments[index as usize];
-                    if assignment.replicas.contains(&(self.node_id as i32)) {
-                        self.open_local_replica(&topic, index);
-                    }
-                }
+                let local: Vec<(TopicSpec, i32)> = indexes
+                    .into_iter()
+                    .filter(|index| {
+                        topic.assignments[*index as usize]
+                            .replicas
+                            .contains(&(self.node_id as i32))
+                    })
+                    .map(|index| (topic.clone(), index))
+                    .collect();
+                self.open_local_replicas(&local);
             }
             CatalogChange::TopicDeleted(topic) => {
                 for assignment in &topic.assignments {

@@ -19,12 +19,12 @@
 //! follower waits for the leader to send one again.
 
 mod install;
+mod restore;
 
 pub(super) use install::Installer;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use raft::eraftpb::Message;
@@ -33,7 +33,7 @@ use tracing::{error, info, warn};
 
 use super::raft_loop::RaftLoop;
 use super::Command;
-use crate::catalog::{TopicSpec, METADATA_GROUP_ID};
+use crate::catalog::METADATA_GROUP_ID;
 use crate::snapshot::error::SnapshotError;
 use crate::snapshot::manifest::Manifest;
 use crate::snapshot::metadata_image::{self, MetadataCheckpoint, MetadataImage};
@@ -41,9 +41,7 @@ use crate::snapshot::objects::SnapshotObjects;
 use crate::snapshot::partition_image::{self, PartitionCut};
 use crate::snapshot::policy::SnapshotSettings;
 use crate::snapshot::retention::enforce_retention;
-use crate::snapshot::staging::{
-    install_partition, raft_snapshot, stage_newest, stage_with_fallback, Staged, StagingArea,
-};
+use crate::snapshot::staging::{raft_snapshot, stage_with_fallback, Staged, StagingArea};
 
 /// Ticks between checks of which groups are due for a snapshot or a compaction.
 pub const SNAPSHOT_CHECK_EVERY_TICKS: u64 = 20;
@@ -560,192 +558,6 @@ impl RaftLoop {
             }
             Err(error) => {
                 error!(group, %error, "no usable snapshot: waiting for the leader to send one again");
-            }
-        }
-    }
-
-    /// Opens the local replica of `topic`'s partition `index` and starts its group. On an
-    /// empty disk, or when the replica is behind its compacted log, its data comes from the
-    /// group's newest usable snapshot in the object store first. Blocking I/O.
-    pub(super) fn open_local_replica(&mut self, topic: &TopicSpec, index: i32) {
-        let assignment = &topic.assignments[index as usize];
-        let group = assignment.group_id;
-        let voters: Vec<u64> = assignment.replicas.iter().map(|id| *id as u64).collect();
-        let (partition, mut applied) = match (self.opener)(topic, index) {
-            Ok(opened) => opened,
-            Err(open_error) => {
-                error!(topic = %topic.name, index, %open_error, "could not open a partition replica");
-                return;
-            }
-        };
-        self.replicas.insert(partition.clone());
-        match self.restore_if_needed(group, &partition, applied) {
-            Ok(Some(restored)) => applied = restored,
-            Ok(None) => {}
-            Err(restore_error) => {
-                error!(topic = %topic.name, index, %restore_error, "the replica is behind its compacted raft log and no snapshot could be restored; the group is not started here");
-                return;
-            }
-        }
-        if let Err(raft_error) = self.multi.create_group(group, &voters, applied) {
-            error!(group, %raft_error, "could not start the partition's raft group");
-            return;
-        }
-        if voters == [self.node_id] {
-            self.multi.campaign(group);
-        }
-    }
-
-    /// Returns the applied index after a restore, `None` when none was needed.
-    fn restore_if_needed(
-        &mut self,
-        group: u64,
-        partition: &Arc<crate::partition::Partition>,
-        applied: u64,
-    ) -> Result<Option<u64>, SnapshotError> {
-        let pristine = self.multi.is_pristine(group).unwrap_or(false);
-        let truncated = self.multi.truncated_index(group).unwrap_or(0);
-        let needed = if pristine {
-            applied == 0
-        } else {
-            applied < truncated
-        };
-        if !needed {
-            return Ok(None);
-        }
-        let area = self.staging_area(group);
-        let objects = self.snapshots.objects.clone();
-        let staged = self
-            .snapshots
-            .runtime
-            .block_on(stage_newest(&objects, group, truncated, &area))?;
-        let Some(Staged::Partition {
-            manifest,
-            encoded,
-            directory,
-            reused_below,
-        }) = staged
-        else {
-            if pristine {
-                return Ok(None);
-            }
-            return Err(SnapshotError::Task(format!(
-                "no snapshot of group {group} at or after index {truncated} in {}",
-                self.snapshots.objects.describe()
-            )));
-        };
-        let topic = self
-            .catalog
-            .topic(&partition.topic)
-            .ok_or(SnapshotError::WrongKind { group })?;
-        partition.retire();
-        install_partition(group, manifest.index, partition, &directory, reused_below)?;
-        let (reopened, reopened_applied) = (self.opener)(&topic, partition.index)
-            .map_err(|error| SnapshotError::Task(error.to_string()))?;
-        if reopened_applied != manifest.index {
-            return Err(SnapshotError::Task(format!(
-                "the restored replica of group {group} reopened at index {reopened_applied}, not {}",
-                manifest.index
-            )));
-        }
-        self.replicas.insert(reopened);
-        if pristine {
-            self.multi
-                .restore_group(group, raft_snapshot(&manifest, encoded))
-                .map_err(|error| SnapshotError::Task(error.to_string()))?;
-        }
-        info!(
-            group,
-            index = manifest.index,
-            "replica restored from the object store"
-        );
-        Ok(Some(reopened_applied))
-    }
-
-    /// At start-up: the metadata state from the local checkpoint, or on an empty disk from
-    /// the newest metadata snapshot in the object store. Returns the index it reflects.
-    pub(super) fn restore_metadata(&mut self) -> anyhow::Result<u64> {
-        let directory = self.snapshots.data_dir.clone();
-        if let Some(checkpoint) = MetadataCheckpoint::read(&directory)? {
-            self.catalog.restore(checkpoint.image.catalog);
-            self.offsets
-                .restore_replicated(&checkpoint.image.offsets, &checkpoint.image.groups);
-            self.snapshots.metadata_checkpoint_index = checkpoint.index;
-            info!(
-                index = checkpoint.index,
-                "metadata restored from the local checkpoint"
-            );
-            return Ok(checkpoint.index);
-        }
-        let pristine = self.multi.is_pristine(METADATA_GROUP_ID)?;
-        if !pristine || !self.snapshots.settings.enabled {
-            anyhow::ensure!(
-                !self.snapshots.settings.require_restore,
-                "--restore needs an empty data directory and snapshots enabled"
-            );
-            return Ok(0);
-        }
-        let objects = self.snapshots.objects.clone();
-        let area = self.staging_area(METADATA_GROUP_ID);
-        let staged =
-            self.snapshots
-                .runtime
-                .block_on(stage_newest(&objects, METADATA_GROUP_ID, 0, &area))?;
-        let Some(Staged::Metadata {
-            manifest,
-            encoded,
-            checkpoint,
-        }) = staged
-        else {
-            anyhow::ensure!(
-                !self.snapshots.settings.require_restore,
-                "--restore: the object store {} holds no metadata snapshot",
-                objects.describe()
-            );
-            return Ok(0);
-        };
-        checkpoint.write(&directory)?;
-        self.catalog.restore(checkpoint.image.catalog.clone());
-        self.offsets
-            .restore_replicated(&checkpoint.image.offsets, &checkpoint.image.groups);
-        self.snapshots.metadata_checkpoint_index = checkpoint.index;
-        self.multi
-            .restore_group(METADATA_GROUP_ID, raft_snapshot(&manifest, encoded))?;
-        info!(
-            index = checkpoint.index,
-            store = %objects.describe(),
-            "metadata restored from the object store"
-        );
-        Ok(checkpoint.index)
-    }
-
-    /// Opens replicas the catalog assigns here that are not open, and drops those of groups
-    /// the catalog no longer has (after a metadata snapshot replaced the catalog).
-    pub(super) fn reconcile_replicas(&mut self) {
-        let topics = self.catalog.topics();
-        let mut wanted = std::collections::HashSet::new();
-        for topic in &topics {
-            for (index, assignment) in topic.assignments.iter().enumerate() {
-                if !assignment.replicas.contains(&(self.node_id as i32)) {
-                    continue;
-                }
-                wanted.insert(assignment.group_id);
-                if !self.multi.has_group(assignment.group_id) {
-                    self.open_local_replica(topic, index as i32);
-                }
-            }
-        }
-        let stale: Vec<u64> = self
-            .multi
-            .group_ids()
-            .filter(|group| *group != METADATA_GROUP_ID && !wanted.contains(group))
-            .collect();
-        for group in stale {
-            if let Some(partition) = self.replicas.remove(group) {
-                partition.delete_files();
-            }
-            if let Err(store_error) = self.multi.remove_group(group) {
-                warn!(group, %store_error, "could not drop a deleted partition's raft log");
             }
         }
     }
