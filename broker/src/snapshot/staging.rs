@@ -49,6 +49,19 @@ impl Staged {
         }
     }
 
+    /// Discards the snapshot staged in `slot` once its group has applied up to its index:
+    /// raft-rs never installs a snapshot at or below its commit, so the log overtook it and
+    /// its files (up to a whole replica) would only take space. Returns whether it did.
+    pub fn discard_if_overtaken(slot: &mut Option<Staged>, applied: u64) -> bool {
+        match slot.take_if(|staged| staged.index() <= applied) {
+            Some(overtaken) => {
+                overtaken.discard();
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn raft_snapshot(&self) -> Snapshot {
         match self {
             Staged::Partition {

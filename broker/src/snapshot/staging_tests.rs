@@ -135,3 +135,25 @@ async fn a_staged_directory_that_vouches_for_another_index_is_refused() {
     let (untouched, applied) = open_replica(&live);
     assert_eq!((applied, untouched.log_end_offset()), (0, 0));
 }
+
+#[tokio::test]
+async fn a_staged_snapshot_the_log_overtook_is_discarded() {
+    let root = tempfile::tempdir().unwrap();
+    let objects = SnapshotObjects::in_memory();
+    let chunk = upload_chunk(&objects, 0, 4).await;
+    let area = StagingArea {
+        directory: root.path().join("staging"),
+        replica: None,
+    };
+    let mut slot = Some(staged(&objects, manifest(10, vec![chunk]), &area).await);
+    let directory = staged_directory(slot.as_ref().unwrap()).to_path_buf();
+
+    assert!(!Staged::discard_if_overtaken(&mut slot, 9));
+    assert!(slot.is_some() && directory.join("checkpoint").exists());
+    assert!(Staged::discard_if_overtaken(&mut slot, 10));
+    assert!(slot.is_none());
+    assert!(
+        !directory.exists(),
+        "the overtaken staging's files are deleted"
+    );
+}

@@ -201,6 +201,14 @@ impl RaftLoop {
             let Some(status) = self.multi.status(group) else {
                 continue;
             };
+            let state = self.snapshot_state(group);
+            if Staged::discard_if_overtaken(&mut state.staged, status.applied) {
+                info!(
+                    group,
+                    applied = status.applied,
+                    "a staged snapshot the log overtook was discarded"
+                );
+            }
             let metadata_index = self.snapshots.metadata_checkpoint_index;
             let state = self.snapshot_state(group);
             let (recorded, uploading) = (state.recorded_index, state.uploading);
@@ -470,6 +478,11 @@ impl RaftLoop {
 
     /// The leader sent a snapshot message: count it (see [`SENDS_BEFORE_NEW_SNAPSHOT`]).
     pub(super) fn on_snapshot_sent(&mut self, group: u64, to: u64) {
+        let truncated = self.multi.truncated_index(group).unwrap_or(0);
+        info!(
+            group,
+            to, truncated, "sent a snapshot: the follower needs entries this log no longer holds"
+        );
         self.multi.report_snapshot_sent(group, to);
         self.snapshot_state(group).sends += 1;
         metrics::counter!("chronik_snapshots_sent_total").increment(1);
