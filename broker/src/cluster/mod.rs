@@ -7,6 +7,7 @@
 pub mod entry;
 pub mod leadership;
 pub mod membership;
+mod raft_gauges;
 mod raft_loop;
 pub mod replicas;
 mod snapshots;
@@ -191,6 +192,7 @@ impl Cluster {
             snapshots,
             abstention: vote_abstention::VoteAbstention::default(),
             abstention_window,
+            gauges: raft_gauges::RaftGauges::default(),
         };
         let (started, start_up) = oneshot::channel();
         let loop_thread = std::thread::Builder::new()

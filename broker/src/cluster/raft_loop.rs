@@ -24,6 +24,7 @@ use crate::raft::multi_raft::{MultiRaft, Output, ProposeError};
 use crate::transport::{Envelope, InboundBatch, Transport};
 
 use super::leadership;
+use super::raft_gauges::RaftGauges;
 use super::snapshots::{Installer, SnapshotDriver, SNAPSHOT_CHECK_EVERY_TICKS};
 use super::vote_abstention::{self, VoteAbstention};
 
@@ -33,8 +34,9 @@ pub const MAX_COMMANDS_PER_TURN: usize = 1024;
 pub const IN_SYNC_LAG_ENTRIES: u64 = 1000;
 /// Ticks between leadership rebalancing checks.
 pub const REBALANCE_EVERY_TICKS: u64 = 40;
-/// Ticks between publications of the per-group Raft gauges.
-pub const METRICS_EVERY_TICKS: u64 = 20;
+/// Ticks between publications of the per-group Raft gauges (250 ms with the default
+/// heartbeat): the bench times a node's recovery by them, so their age is its error.
+pub const METRICS_EVERY_TICKS: u64 = 5;
 
 pub(super) struct RaftLoop {
     pub node_id: u64,
@@ -55,6 +57,7 @@ pub(super) struct RaftLoop {
     /// Holds a wiped node out of elections for a while (see `vote_abstention`).
     pub abstention: VoteAbstention,
     pub abstention_window: Duration,
+    pub gauges: RaftGauges,
 }
 
 impl RaftLoop {
@@ -97,7 +100,8 @@ impl RaftLoop {
                 next_tick = (next_tick + self.tick).max(now);
                 self.refresh_leader_views();
                 if self.ticks % METRICS_EVERY_TICKS == 0 {
-                    self.publish_metrics();
+                    self.gauges
+                        .publish(self.node_id, &self.multi, &self.replicas);
                 }
                 if self.ticks % leadership::CLAIM_EVERY_TICKS == 0 {
                     self.claim_leadership();
@@ -544,47 +548,6 @@ impl RaftLoop {
                         self.multi.transfer_leader(group, preferred);
                     }
                 }
-            }
-        }
-    }
-
-    /// Per group: role, term, commit and applied index; for leaders, each follower's lag.
-    fn publish_metrics(&self) {
-        metrics::gauge!("chronik_raft_log_bytes").set(self.multi.store_used_bytes() as f64);
-        for group in self.multi.group_ids() {
-            let Some(status) = self.multi.status(group) else {
-                continue;
-            };
-            let (topic, partition) = match self.replicas.get(group) {
-                Some(replica) => (replica.topic.clone(), replica.index.to_string()),
-                None => ("__metadata".to_string(), String::new()),
-            };
-            let labels = [
-                ("group", group.to_string()),
-                ("topic", topic),
-                ("partition", partition),
-            ];
-            let is_leader = status.role == StateRole::Leader;
-            metrics::gauge!("chronik_raft_is_leader", &labels).set(if is_leader {
-                1.0
-            } else {
-                0.0
-            });
-            metrics::gauge!("chronik_raft_term", &labels).set(status.term as f64);
-            metrics::gauge!("chronik_raft_commit_index", &labels).set(status.commit as f64);
-            metrics::gauge!("chronik_raft_applied_index", &labels).set(status.applied as f64);
-            metrics::gauge!("chronik_raft_last_index", &labels).set(status.last_index as f64);
-            metrics::gauge!("chronik_raft_log_entries", &labels)
-                .set(status.last_index.saturating_sub(status.truncated_index) as f64);
-            for (peer, matched) in &status.matched {
-                if *peer == self.node_id {
-                    continue;
-                }
-                let mut peer_labels = labels.to_vec();
-                peer_labels.push(("peer", peer.to_string()));
-                let lag = status.last_index.saturating_sub(*matched);
-                metrics::gauge!("chronik_raft_replication_lag_entries", &peer_labels)
-                    .set(lag as f64);
             }
         }
     }
