@@ -111,9 +111,6 @@ pub struct MultiRaft {
     sync_writes: bool,
     /// Per peer, the ticks since a message from it was last stepped.
     peer_silence_ticks: BTreeMap<u64, u64>,
-    /// Per (group, peer): what the peer had matched, and the term of this leadership, when
-    /// [`MultiRaft::forget_progress`] reset it (see [`MultiRaft::needed_by_followers`]).
-    matched_before_forget: BTreeMap<(u64, u64), (u64, u64)>,
     logger: slog::Logger,
 }
 
@@ -130,7 +127,6 @@ impl MultiRaft {
             hard_state_dirty: Vec::new(),
             sync_writes: true,
             peer_silence_ticks: BTreeMap::new(),
-            matched_before_forget: BTreeMap::new(),
             logger: super::logger::raft_logger(),
         }
     }
@@ -239,8 +235,6 @@ impl MultiRaft {
     /// Stops this node's member of `group` and forgets its log.
     pub fn remove_group(&mut self, group: u64) -> StoreResult<()> {
         self.groups.remove(&group);
-        self.matched_before_forget
-            .retain(|(forgotten_group, _), _| *forgotten_group != group);
         self.store.remove_group(group)
     }
 
@@ -317,10 +311,7 @@ impl MultiRaft {
 
     /// Forgets what this leader believed `peer` holds in `group` and probes it from the end of
     /// the log, as after a restart that may have lost its disk: the leader then finds how far
-    /// the peer's log really goes and sends it from there. Nothing on a follower. What the
-    /// peer had matched still holds back compaction until it answers: a peer restoring its
-    /// replicas from snapshots at start-up comes back just behind it, and finishes from the
-    /// log only if the log is still there.
+    /// the peer's log really goes and sends it from there. Nothing on a follower.
     pub fn forget_progress(&mut self, group: u64, peer: u64) {
         let Some(node) = self.groups.get_mut(&group) else {
             return;
@@ -329,12 +320,7 @@ impl MultiRaft {
             return;
         }
         let next_index = node.raft.raft_log.last_index() + 1;
-        let term = node.raft.term;
         if let Some(progress) = node.raft.mut_prs().get_mut(peer) {
-            if progress.matched > 0 {
-                self.matched_before_forget
-                    .insert((group, peer), (progress.matched, term));
-            }
             progress.matched = 0;
             progress.become_probe();
             progress.next_idx = next_index;
@@ -387,8 +373,7 @@ impl MultiRaft {
     /// Live means heard from within [`FOLLOWER_SILENCE_LIMIT_ELECTIONS`] election timeouts,
     /// not raft-rs's `recent_active` (one election timeout): a follower installing a snapshot
     /// or restoring its replicas is silent for seconds, and with the log compacted under it
-    /// meanwhile it was sent snapshot after snapshot. A peer whose progress was forgotten
-    /// in this leadership counts with what it had matched until it matches more.
+    /// meanwhile it was sent snapshot after snapshot.
     pub fn needed_by_followers(&self, group: u64, max_lag_entries: u64) -> Option<u64> {
         let node = self.groups.get(&group)?;
         let raft = &node.raft;
@@ -402,20 +387,13 @@ impl MultiRaft {
                 .get(peer)
                 .is_some_and(|silence| *silence <= silence_limit_ticks)
         };
-        let matched_before_forget =
-            |peer: &u64| match self.matched_before_forget.get(&(group, *peer)) {
-                Some((matched, term)) if *term == raft.term => *matched,
-                _ => 0,
-            };
         let last = raft.raft_log.last_index();
         raft.prs()
             .iter()
             .filter(|(id, _)| **id != raft.id && is_live(id))
-            .map(|(id, progress)| match progress.state {
+            .map(|(_, progress)| match progress.state {
                 ProgressState::Snapshot => progress.pending_snapshot,
-                ProgressState::Probe | ProgressState::Replicate => {
-                    progress.matched.max(matched_before_forget(id))
-                }
+                ProgressState::Probe | ProgressState::Replicate => progress.matched,
             })
             .filter(|needed| last.saturating_sub(*needed) <= max_lag_entries)
             .min()

@@ -578,54 +578,6 @@ mod tests {
         assert_eq!(held_after(&simulation), Some(last_index));
     }
 
-    /// A restarted peer's progress is forgotten; what it had matched keeps holding back the
-    /// leader's compaction until it answers, so a peer restored from a snapshot just behind
-    /// it finishes from the log.
-    #[test]
-    fn a_forgotten_peer_holds_back_compaction_with_what_it_had_matched() {
-        let settings = SimulationSettings {
-            groups: 1,
-            ..SimulationSettings::default()
-        };
-        let mut simulation = Simulation::new(11, settings);
-        simulation.run_quiet(100);
-        let (leader, _) = simulation.leader_and_term(0).expect("a leader is elected");
-        for entry in 0..5 {
-            let raft = simulation.nodes.get_mut(&leader).unwrap().raft.as_mut();
-            raft.unwrap().propose(0, vec![entry]).unwrap();
-        }
-        simulation.run_quiet(50);
-        let status = simulation.status(leader, 0).unwrap();
-        let followers: Vec<u64> = status
-            .matched
-            .keys()
-            .copied()
-            .filter(|node| *node != leader)
-            .collect();
-        let had_matched = followers
-            .iter()
-            .map(|follower| status.matched[follower])
-            .min()
-            .unwrap();
-        assert!(had_matched > 1, "the followers replicated the entries");
-        // A lag limit that only a peer at index 0 exceeds.
-        let lag_limit = status.last_index - 1;
-
-        // Every follower restarts: none has answered the leader since.
-        let raft = simulation
-            .nodes
-            .get_mut(&leader)
-            .unwrap()
-            .raft
-            .as_mut()
-            .unwrap();
-        for follower in &followers {
-            raft.forget_progress(0, *follower);
-            assert_eq!(raft.status(0).unwrap().matched[follower], 0);
-        }
-        assert_eq!(raft.needed_by_followers(0, lag_limit), Some(had_matched));
-    }
-
     /// Many crashes and elections: where a lost vote or term would show as a double vote.
     #[test]
     fn crash_heavy_seeds_never_vote_twice() {
