@@ -110,16 +110,21 @@ async fn a_newer_staging_leaves_a_staged_snapshot_waiting_for_its_install_intact
     second.discard();
 }
 
-#[tokio::test]
-async fn a_staged_directory_that_vouches_for_another_index_is_refused() {
-    let root = tempfile::tempdir().unwrap();
+/// A snapshot at index 10 of offsets 0..4, staged under `root` with no local replica.
+async fn staged_at_index_10(root: &Path) -> Staged {
     let objects = SnapshotObjects::in_memory();
     let chunk = upload_chunk(&objects, 0, 4).await;
     let area = StagingArea {
-        directory: root.path().join("staging"),
+        directory: root.join("staging"),
         replica: None,
     };
-    let staged = staged(&objects, manifest(10, vec![chunk]), &area).await;
+    staged(&objects, manifest(10, vec![chunk]), &area).await
+}
+
+#[tokio::test]
+async fn a_staged_directory_that_vouches_for_another_index_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let staged = staged_at_index_10(root.path()).await;
     let live = root.path().join("events-0");
     let (replica, _) = open_replica(&live);
     replica.retire();
@@ -139,13 +144,7 @@ async fn a_staged_directory_that_vouches_for_another_index_is_refused() {
 #[tokio::test]
 async fn a_staged_snapshot_the_log_overtook_is_discarded() {
     let root = tempfile::tempdir().unwrap();
-    let objects = SnapshotObjects::in_memory();
-    let chunk = upload_chunk(&objects, 0, 4).await;
-    let area = StagingArea {
-        directory: root.path().join("staging"),
-        replica: None,
-    };
-    let mut slot = Some(staged(&objects, manifest(10, vec![chunk]), &area).await);
+    let mut slot = Some(staged_at_index_10(root.path()).await);
     let directory = staged_directory(slot.as_ref().unwrap()).to_path_buf();
 
     assert!(!Staged::discard_if_overtaken(&mut slot, 9));
