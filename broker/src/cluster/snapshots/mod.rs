@@ -209,9 +209,8 @@ impl RaftLoop {
                     "a staged snapshot the log overtook was discarded"
                 );
             }
-            let metadata_index = self.snapshots.metadata_checkpoint_index;
-            let state = self.snapshot_state(group);
             let (recorded, uploading) = (state.recorded_index, state.uploading);
+            let metadata_index = self.snapshots.metadata_checkpoint_index;
             let state = self.snapshots.groups.get(&group).expect("just created");
             if group == METADATA_GROUP_ID {
                 let due = self.snapshots.is_due(state, metadata_index, status.applied);
