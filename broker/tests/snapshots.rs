@@ -187,7 +187,7 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let mut acked = produce(&producer, 0, 1000).await;
-    // Let the gauges (published every 250 ms) catch up with what node 3 holds.
+    // Let the gauges (published once a second) catch up with what node 3 holds.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     // Where node 3's log ends, per partition group: the live nodes must compact past it (past
     // its last entry, not only what it applied, or it could finish from their logs).
