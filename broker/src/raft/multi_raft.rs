@@ -114,11 +114,9 @@ pub struct MultiRaft {
     logger: slog::Logger,
 }
 
-/// A follower silent for this many election timeouts (15 s with the defaults) no longer holds
-/// back a leader's compaction (see [`MultiRaft::needed_by_followers`]). A wiped node restoring
-/// its replicas at start-up is silent until they are staged: about 5 s for 1.15 GB here, where
-/// ten election timeouts let its leaders compact past the snapshots it restored.
-pub const FOLLOWER_SILENCE_LIMIT_ELECTIONS: u64 = 30;
+/// A follower silent for this many election timeouts no longer holds back a leader's
+/// compaction (see [`MultiRaft::needed_by_followers`]).
+pub const FOLLOWER_SILENCE_LIMIT_ELECTIONS: u64 = 10;
 
 impl MultiRaft {
     pub fn new(settings: RaftSettings, store: Arc<dyn RaftLogStore>) -> MultiRaft {
