@@ -1,8 +1,8 @@
 //! The per-group Raft gauges (role, term, commit and applied index, log length, and on a
-//! leader each follower's lag), registered once per group and then only set. The bench reads
-//! them to find leaders and to see when a restarted node has caught up, so they are published
-//! often; a registry lookup with freshly built labels for every gauge of every group each
-//! time would cost a node with many partitions far more than setting a handle does.
+//! leader each follower's lag), registered once per group and then only set: a registry
+//! lookup with freshly built labels for every gauge of every group at each publication would
+//! cost a node with many partitions far more than setting a handle does. The bench reads them
+//! to find leaders and to see when a restarted node has caught up.
 
 use std::collections::{BTreeMap, HashMap};
 
