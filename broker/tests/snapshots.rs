@@ -86,7 +86,7 @@ fn metric(broker: &BrokerProcess, name: &str) -> f64 {
         .sum()
 }
 
-/// Per partition group on one node: (entries held in the Raft log, applied index).
+/// Per partition group on one node, in label order: (entries held in the Raft log, last index).
 fn raft_log_of_partitions(broker: &BrokerProcess) -> Vec<(f64, f64)> {
     let text = broker.http_get("/metrics").unwrap_or_default();
     let sample = |name: &str| -> BTreeMap<String, f64> {
@@ -99,11 +99,26 @@ fn raft_log_of_partitions(broker: &BrokerProcess) -> Vec<(f64, f64)> {
             .collect()
     };
     let entries = sample("chronik_raft_log_entries");
-    let applied = sample("chronik_raft_applied_index");
+    let last = sample("chronik_raft_last_index");
     entries
         .iter()
-        .filter_map(|(labels, held)| Some((*held, *applied.get(labels)?)))
+        .filter_map(|(labels, held)| Some((*held, *last.get(labels)?)))
         .collect()
+}
+
+/// Per partition group, the highest last index among `brokers`, read after their gauges
+/// (published once a second) were published at least once more.
+fn highest_log_ends(brokers: &[BrokerProcess]) -> Vec<f64> {
+    std::thread::sleep(Duration::from_millis(1_100));
+    let mut ends = vec![0.0_f64; PARTITIONS as usize];
+    for broker in brokers {
+        let groups = raft_log_of_partitions(broker);
+        assert_eq!(groups.len(), ends.len(), "every node reports every group");
+        for (end, (_, last)) in ends.iter_mut().zip(groups) {
+            *end = (*end).max(last);
+        }
+    }
+    ends
 }
 
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -187,14 +202,12 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let mut acked = produce(&producer, 0, 1000).await;
-    // Let the gauges (published once a second) catch up with what node 3 applied.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    // Where node 3's log ends, per partition group: the live nodes must compact past it.
-    let node_3_applied: Vec<f64> = raft_log_of_partitions(&brokers[2])
-        .iter()
-        .map(|(_, applied)| *applied)
-        .collect();
     brokers[2].kill();
+    // Node 3 holds no entry its leaders did not have when it died: once the live nodes have
+    // compacted past their log ends of that moment, node 3 needs a snapshot. (What node 3
+    // itself last reported can miss an entry: a snapshot marker may land after the last
+    // write, and the gauges are up to a second old.)
+    let node_3_ends = highest_log_ends(&brokers[..2]);
     let mut next = 1000;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -202,11 +215,11 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
         next += 500;
         let compacted_past_node_3 = brokers[..2].iter().all(|broker| {
             let groups = raft_log_of_partitions(broker);
-            groups.len() == node_3_applied.len()
+            groups.len() == node_3_ends.len()
                 && groups
                     .iter()
-                    .zip(&node_3_applied)
-                    .all(|((held, applied), behind)| applied - held > *behind)
+                    .zip(&node_3_ends)
+                    .all(|((held, last), end)| last - held > *end)
         });
         if compacted_past_node_3 {
             break;
