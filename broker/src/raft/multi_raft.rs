@@ -270,7 +270,10 @@ impl MultiRaft {
         }
     }
 
-    /// Proposes `data` in `group`. Only a leader accepts: a follower answers with who leads.
+    /// Proposes `data` in `group`. Only a leader accepts: a follower answers with who leads,
+    /// and a leader handing its leadership over (which raft-rs drops proposals during) with
+    /// the node it hands it to, so that clients go and look for the new leader as they do
+    /// after any leader change, rather than retry an error that says nothing of where.
     pub fn propose(&mut self, group: u64, data: Vec<u8>) -> Result<(), ProposeError> {
         let node = self
             .groups
@@ -280,6 +283,9 @@ impl MultiRaft {
             return Err(ProposeError::NotLeader {
                 leader: node.raft.leader_id,
             });
+        }
+        if let Some(transferee) = node.raft.lead_transferee {
+            return Err(ProposeError::NotLeader { leader: transferee });
         }
         node.propose(Vec::new(), data)
             .map_err(|error| ProposeError::Dropped(error.to_string()))

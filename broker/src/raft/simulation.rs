@@ -434,6 +434,11 @@ impl Simulation {
         self.nodes[&node].raft.as_ref()?.status(group)
     }
 
+    /// A running node's Raft state, to drive it directly.
+    fn raft_of(&mut self, node: u64) -> &mut MultiRaft {
+        self.nodes.get_mut(&node).unwrap().raft.as_mut().unwrap()
+    }
+
     fn leader_and_term(&self, group: u64) -> Option<(u64, u64)> {
         self.voters().into_iter().find_map(|node| {
             let status = self.status(node, group)?;
@@ -531,6 +536,41 @@ mod tests {
         assert!(new_leader != leader && new_term > term);
     }
 
+    /// A leader handing its leadership over refuses proposals as not the leader, naming the
+    /// node it hands over to; once the hand-over is abandoned it takes them again.
+    #[test]
+    fn a_leader_handing_over_refuses_proposals_as_not_the_leader() {
+        use crate::raft::multi_raft::ProposeError;
+        let settings = SimulationSettings {
+            groups: 1,
+            ..SimulationSettings::default()
+        };
+        let election_ticks = settings_for(1).election_tick as u64;
+        let mut simulation = Simulation::new(11, settings);
+        simulation.run_quiet(100);
+        let (leader, _) = simulation.leader_and_term(0).expect("a leader is elected");
+        let target = simulation
+            .voters()
+            .into_iter()
+            .find(|node| *node != leader)
+            .unwrap();
+        // Cut off, the target never takes over: the hand-over stays pending.
+        simulation.isolate(target);
+        simulation.raft_of(leader).transfer_leader(0, target);
+        assert_eq!(
+            simulation.raft_of(leader).propose(0, vec![1]),
+            Err(ProposeError::NotLeader { leader: target })
+        );
+
+        // raft-rs abandons a hand-over that did not finish within an election timeout.
+        simulation.run_quiet(2 * election_ticks);
+        assert_eq!(
+            simulation.leader_and_term(0).map(|(node, _)| node),
+            Some(leader)
+        );
+        assert_eq!(simulation.raft_of(leader).propose(0, vec![2]), Ok(()));
+    }
+
     /// A follower that falls silent (installing a snapshot, restoring its replicas) keeps
     /// holding back the leader's compaction beyond raft-rs's one-election-timeout
     /// `recent_active`, for a bounded while only.
@@ -561,8 +601,7 @@ mod tests {
 
         simulation.isolate(silent);
         for entry in 0..5 {
-            let raft = simulation.nodes.get_mut(&leader).unwrap().raft.as_mut();
-            raft.unwrap().propose(0, vec![entry]).unwrap();
+            simulation.raft_of(leader).propose(0, vec![entry]).unwrap();
         }
         simulation.run_quiet(3 * election_ticks);
         let status = simulation.status(leader, 0).unwrap();
