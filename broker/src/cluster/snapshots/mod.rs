@@ -69,6 +69,11 @@ pub(crate) enum SnapshotEvent {
         index: u64,
         result: Result<(), String>,
     },
+    /// A replica opened behind its compacted log (or on an empty disk) has its snapshot.
+    RestoreStaged {
+        group: u64,
+        result: Result<Option<Box<Staged>>, SnapshotError>,
+    },
 }
 
 #[derive(Default)]
@@ -101,6 +106,8 @@ pub(crate) struct SnapshotDriver {
     metadata_checkpointing: bool,
     /// A metadata snapshot was installed: local replicas must follow the new catalog.
     pub reconcile_replicas: bool,
+    /// Replicas waiting for their snapshot before their groups start (see `restore`).
+    restores: restore::Restores,
 }
 
 impl SnapshotDriver {
@@ -126,6 +133,7 @@ impl SnapshotDriver {
             metadata_checkpoint_index: 0,
             metadata_checkpointing: false,
             reconcile_replicas: false,
+            restores: restore::Restores::default(),
         }
     }
 
@@ -382,7 +390,10 @@ impl RaftLoop {
                 }
             }
             SnapshotEvent::Staged { group, result } => self.on_staged(group, result),
+            SnapshotEvent::RestoreStaged { group, result } => self.on_restore_staged(group, result),
         }
+        // Whatever finished freed a place under the work bound.
+        self.start_restores();
     }
 
     fn finish_work(&mut self, group: u64) {

@@ -1,16 +1,20 @@
 //! Restoring at start-up: the metadata state, and the local partition replicas a node opens,
 //! come from the object store when the disk is empty or behind its compacted Raft log.
 //!
-//! The replicas that need a snapshot are staged side by side (at most the snapshot work
-//! bound at once): a wiped node holding several partitions downloads them together rather
-//! than one after another. Each staged snapshot is then swapped in and its group started.
+//! A replica that needs a snapshot is staged in the background (at most the snapshot work
+//! bound at once, so a wiped node holding several partitions downloads them side by side),
+//! then swapped in on the Raft loop and its group started. Meanwhile the loop goes on: the
+//! metadata group and the groups already started keep answering their peers, so a restoring
+//! node is not taken for a silent one.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use futures::StreamExt;
 use tracing::{error, info, warn};
 
 use super::super::raft_loop::RaftLoop;
+use super::super::Command;
+use super::SnapshotEvent;
 use crate::catalog::{TopicSpec, METADATA_GROUP_ID};
 use crate::partition::Partition;
 use crate::snapshot::error::SnapshotError;
@@ -30,13 +34,25 @@ struct PendingRestore {
     pristine: bool,
 }
 
+/// The replicas waiting for a snapshot: queued, then staging.
+#[derive(Default)]
+pub(super) struct Restores {
+    queued: VecDeque<PendingRestore>,
+    staging: HashMap<u64, PendingRestore>,
+}
+
+impl Restores {
+    fn contains(&self, group: u64) -> bool {
+        self.staging.contains_key(&group)
+            || self.queued.iter().any(|restore| restore.group == group)
+    }
+}
+
 impl RaftLoop {
     /// Opens the local replicas of `wanted` (topic, partition index) and starts their groups.
     /// Replicas on an empty disk, or behind their compacted log, are restored from their
-    /// groups' newest usable snapshots first. Blocking I/O.
+    /// groups' newest usable snapshots first, in the background. Blocking I/O (the opening).
     pub(in crate::cluster) fn open_local_replicas(&mut self, wanted: &[(TopicSpec, i32)]) {
-        let mut ready = Vec::new();
-        let mut pending = Vec::new();
         for (topic, index) in wanted {
             let group = topic.assignments[*index as usize].group_id;
             let (partition, applied) = match (self.opener)(topic, *index) {
@@ -48,30 +64,26 @@ impl RaftLoop {
             };
             self.replicas.insert(partition.clone());
             match self.restore_floor(group, applied) {
-                Some((min_index, pristine)) => pending.push(PendingRestore {
-                    topic: topic.clone(),
-                    index: *index,
-                    group,
-                    partition,
-                    applied,
-                    min_index,
-                    pristine,
-                }),
-                None => ready.push((topic.clone(), *index, applied)),
-            }
-        }
-        let staged = self.stage_restores(&pending);
-        for (restore, staged) in pending.into_iter().zip(staged) {
-            match self.finish_restore(&restore, staged) {
-                Ok(applied) => ready.push((restore.topic, restore.index, applied)),
-                Err(restore_error) => {
-                    error!(topic = %restore.topic.name, index = restore.index, %restore_error, "the replica is behind its compacted raft log and no snapshot could be restored; the group is not started here");
+                Some((min_index, pristine)) => {
+                    self.snapshots.restores.queued.push_back(PendingRestore {
+                        topic: topic.clone(),
+                        index: *index,
+                        group,
+                        partition,
+                        applied,
+                        min_index,
+                        pristine,
+                    })
                 }
+                None => self.start_partition_group(topic, *index, applied),
             }
         }
-        for (topic, index, applied) in ready {
-            self.start_partition_group(&topic, index, applied);
-        }
+        self.start_restores();
+    }
+
+    /// Whether `group`'s replica waits for a snapshot before its group starts.
+    pub(in crate::cluster) fn is_restoring(&self, group: u64) -> bool {
+        self.snapshots.restores.contains(group)
     }
 
     /// When the replica at `applied` needs a snapshot: the lowest index one may have, and
@@ -87,22 +99,65 @@ impl RaftLoop {
         needed.then_some((truncated, pristine))
     }
 
-    /// Stages the newest usable snapshot of every pending group, several at once; the
-    /// results come back in the order of `pending`.
-    fn stage_restores(
-        &self,
-        pending: &[PendingRestore],
-    ) -> Vec<Result<Option<Staged>, SnapshotError>> {
-        let stagings = pending.iter().map(|restore| {
-            let objects = self.snapshots.objects.clone();
-            let area = self.staging_area(restore.group);
+    /// Starts staging queued restores while the snapshot work bound allows; each reports
+    /// back as [`SnapshotEvent::RestoreStaged`].
+    pub(super) fn start_restores(&mut self) {
+        while self.snapshots.can_start_work() {
+            let Some(restore) = self.snapshots.restores.queued.pop_front() else {
+                return;
+            };
             let (group, min_index) = (restore.group, restore.min_index);
-            async move { stage_newest(&objects, group, min_index, &area).await }
-        });
-        let bound = self.snapshots.settings.max_concurrent.max(1) as usize;
-        self.snapshots
-            .runtime
-            .block_on(futures::stream::iter(stagings).buffered(bound).collect())
+            let objects = self.snapshots.objects.clone();
+            let commands = self.snapshots.commands.clone();
+            let area = self.staging_area(group);
+            self.snapshots.running += 1;
+            self.snapshots.restores.staging.insert(group, restore);
+            self.snapshots.runtime.spawn(async move {
+                let result = stage_newest(&objects, group, min_index, &area).await;
+                let event = SnapshotEvent::RestoreStaged {
+                    group,
+                    result: result.map(|staged| staged.map(Box::new)),
+                };
+                let _ = commands.send_async(Command::Snapshot(event)).await;
+            });
+        }
+    }
+
+    /// A restore's snapshot is staged (or none could be): swaps it in and starts the group,
+    /// unless the catalog no longer places the partition here.
+    pub(super) fn on_restore_staged(
+        &mut self,
+        group: u64,
+        staged: Result<Option<Box<Staged>>, SnapshotError>,
+    ) {
+        self.snapshots.running = self.snapshots.running.saturating_sub(1);
+        let restore = self.snapshots.restores.staging.remove(&group);
+        match restore.filter(|restore| self.still_placed_here(restore)) {
+            Some(restore) => match self
+                .finish_restore(&restore, staged.map(|staged| staged.map(|boxed| *boxed)))
+            {
+                Ok(applied) => self.start_partition_group(&restore.topic, restore.index, applied),
+                Err(restore_error) => {
+                    error!(topic = %restore.topic.name, index = restore.index, %restore_error, "the replica is behind its compacted raft log and no snapshot could be restored; the group is not started here");
+                }
+            },
+            None => {
+                if let Ok(Some(staged)) = staged {
+                    staged.discard();
+                }
+            }
+        }
+    }
+
+    /// Whether the catalog still places `restore`'s partition, as the same group, here.
+    fn still_placed_here(&self, restore: &PendingRestore) -> bool {
+        let node = self.node_id as i32;
+        self.catalog
+            .topic(&restore.topic.name)
+            .and_then(|topic| topic.assignments.get(restore.index as usize).cloned())
+            .is_some_and(|assignment| {
+                assignment.group_id == restore.group && assignment.replicas.contains(&node)
+            })
     }
 
     /// Swaps a staged snapshot in for the replica and returns the applied index the group
@@ -236,7 +291,9 @@ impl RaftLoop {
                     continue;
                 }
                 wanted.insert(assignment.group_id);
-                if !self.multi.has_group(assignment.group_id) {
+                if !self.multi.has_group(assignment.group_id)
+                    && !self.is_restoring(assignment.group_id)
+                {
                     missing.push((topic.clone(), index as i32));
                 }
             }
