@@ -4,8 +4,7 @@
 //! A replica that needs a snapshot is staged in the background (at most the snapshot work
 //! bound at once, so a wiped node holding several partitions downloads them side by side),
 //! then swapped in on the Raft loop and its group started. Meanwhile the loop goes on: the
-//! metadata group and the groups already started keep answering their peers, so a restoring
-//! node is not taken for a silent one.
+//! metadata group and the groups already started keep electing, committing and serving.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
