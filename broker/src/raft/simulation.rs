@@ -488,16 +488,14 @@ mod tests {
         }
     }
 
-    /// Pre-vote: a follower cut off for many election timeouts, then healed, does not depose
-    /// the healthy leader (same leader, same term). Check-quorum: a leader cut off from the
-    /// majority steps down, and the majority elects another.
-    #[test]
-    fn a_returning_node_does_not_depose_and_an_isolated_leader_steps_down() {
+    /// One group on the default nodes, run until it has a leader: the simulation, the leader,
+    /// its term, and one of its followers.
+    fn one_group_led(seed: u64) -> (Simulation, u64, u64, u64) {
         let settings = SimulationSettings {
             groups: 1,
             ..SimulationSettings::default()
         };
-        let mut simulation = Simulation::new(5, settings);
+        let mut simulation = Simulation::new(seed, settings);
         simulation.run_quiet(100);
         let (leader, term) = simulation.leader_and_term(0).expect("a leader is elected");
         let follower = simulation
@@ -505,6 +503,15 @@ mod tests {
             .into_iter()
             .find(|node| *node != leader)
             .unwrap();
+        (simulation, leader, term, follower)
+    }
+
+    /// Pre-vote: a follower cut off for many election timeouts, then healed, does not depose
+    /// the healthy leader (same leader, same term). Check-quorum: a leader cut off from the
+    /// majority steps down, and the majority elects another.
+    #[test]
+    fn a_returning_node_does_not_depose_and_an_isolated_leader_steps_down() {
+        let (mut simulation, leader, term, follower) = one_group_led(5);
 
         simulation.isolate(follower);
         simulation.run_quiet(300);
@@ -541,19 +548,8 @@ mod tests {
     #[test]
     fn a_leader_handing_over_refuses_proposals_as_not_the_leader() {
         use crate::raft::multi_raft::ProposeError;
-        let settings = SimulationSettings {
-            groups: 1,
-            ..SimulationSettings::default()
-        };
         let election_ticks = settings_for(1).election_tick as u64;
-        let mut simulation = Simulation::new(11, settings);
-        simulation.run_quiet(100);
-        let (leader, _) = simulation.leader_and_term(0).expect("a leader is elected");
-        let target = simulation
-            .voters()
-            .into_iter()
-            .find(|node| *node != leader)
-            .unwrap();
+        let (mut simulation, leader, _, target) = one_group_led(11);
         // Cut off, the target never takes over: the hand-over stays pending.
         simulation.isolate(target);
         simulation.raft_of(leader).transfer_leader(0, target);
@@ -577,19 +573,8 @@ mod tests {
     #[test]
     fn a_silent_follower_holds_back_compaction_for_a_bounded_while() {
         use crate::raft::multi_raft::FOLLOWER_SILENCE_LIMIT_ELECTIONS;
-        let settings = SimulationSettings {
-            groups: 1,
-            ..SimulationSettings::default()
-        };
         let election_ticks = settings_for(1).election_tick as u64;
-        let mut simulation = Simulation::new(9, settings);
-        simulation.run_quiet(100);
-        let (leader, _) = simulation.leader_and_term(0).expect("a leader is elected");
-        let silent = simulation
-            .voters()
-            .into_iter()
-            .find(|node| *node != leader)
-            .unwrap();
+        let (mut simulation, leader, _, silent) = one_group_led(9);
         let held_after = |simulation: &Simulation| {
             simulation.nodes[&leader]
                 .raft
