@@ -81,7 +81,7 @@ impl RaftLoop {
     }
 
     /// Whether `group`'s replica waits for a snapshot before its group starts.
-    pub(in crate::cluster) fn is_restoring(&self, group: u64) -> bool {
+    fn is_restoring(&self, group: u64) -> bool {
         self.snapshots.restores.contains(group)
     }
 
