@@ -377,9 +377,9 @@ impl MultiRaft {
     /// snapshot after another. `None` when no follower qualifies, or not the leader.
     ///
     /// Live means heard from within [`FOLLOWER_SILENCE_LIMIT_ELECTIONS`] election timeouts,
-    /// not raft-rs's `recent_active` (one election timeout): a follower installing a snapshot
-    /// or restoring its replicas is silent for seconds, and with the log compacted under it
-    /// meanwhile it was sent snapshot after snapshot.
+    /// not raft-rs's `recent_active` (one election timeout): a follower under load, or
+    /// swapping a large snapshot in on its Raft loop, can be quiet for longer than that, and
+    /// with the log compacted under it meanwhile it was sent snapshot after snapshot.
     pub fn needed_by_followers(&self, group: u64, max_lag_entries: u64) -> Option<u64> {
         let node = self.groups.get(&group)?;
         let raft = &node.raft;

@@ -567,7 +567,7 @@ mod tests {
         assert_eq!(simulation.raft_of(leader).propose(0, vec![2]), Ok(()));
     }
 
-    /// A follower that falls silent (installing a snapshot, restoring its replicas) keeps
+    /// A follower that falls silent (under load, swapping a large snapshot in) keeps
     /// holding back the leader's compaction beyond raft-rs's one-election-timeout
     /// `recent_active`, for a bounded while only.
     #[test]
