@@ -13,6 +13,20 @@ use anyhow::{bail, Context};
 /// How long a broker may take to become healthy.
 pub const START_TIMEOUT_MS: u64 = 30_000;
 
+/// Lines of a broker's log quoted when it exits before it serves.
+const EXIT_LOG_LINES: usize = 15;
+
+/// The last `count` lines of the file at `path`, or why they cannot be read.
+fn last_lines(path: &Path, count: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(count)..].join("\n")
+        }
+        Err(error) => format!("(cannot read {}: {error})", path.display()),
+    }
+}
+
 /// `--broker-bin`, else `CHRONIK_SERVER_BIN`, else `chronik-server` next to this executable.
 pub fn find_broker_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(path) = explicit {
@@ -32,6 +46,8 @@ pub fn find_broker_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// A free port in [`STABLE_PORTS`] on 127.0.0.1, never one this process handed out before: every
+/// listener of a run (brokers', proxies') takes its port from here.
 pub fn free_loopback_port() -> anyhow::Result<u16> {
     static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut handed_out = HANDED_OUT
@@ -57,7 +73,7 @@ pub const STABLE_PORT_ATTEMPTS: u32 = 50;
 
 /// A port in [`STABLE_PORTS`], spread by the clock, the process and the attempt, so that
 /// concurrent runs rarely try the same one.
-pub fn stable_port_candidate(attempt: u32) -> u16 {
+fn stable_port_candidate(attempt: u32) -> u16 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos());
@@ -230,9 +246,10 @@ impl BrokerProcess {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     bail!(
-                        "broker {} exited ({status}); see {}",
+                        "broker {} exited ({status}); see {}; its last lines:\n{}",
                         self.node_id,
-                        self.log_path.display()
+                        self.log_path.display(),
+                        last_lines(&self.log_path, EXIT_LOG_LINES)
                     );
                 }
             }

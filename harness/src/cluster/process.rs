@@ -266,19 +266,16 @@ impl Drop for ProcessCluster {
     }
 }
 
-/// Creates a link's proxy on a port from [`crate::broker_process::STABLE_PORTS`] (healing
-/// binds it again).
+/// Creates a link's proxy on a port from [`free_loopback_port`] (healing binds it again), so it
+/// never takes a port already handed to a broker that has not bound it yet.
 fn create_link_proxy(
     proxy: &FaultProxy,
     name: &str,
     upstream: &str,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let mut last_error = None;
-    for attempt in 0..crate::broker_process::STABLE_PORT_ATTEMPTS {
-        let port = crate::broker_process::stable_port_candidate(attempt);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            continue;
-        }
+    for _ in 0..crate::broker_process::STABLE_PORT_ATTEMPTS {
+        let port = free_loopback_port()?;
         match proxy.create_proxy(name, &format!("127.0.0.1:{port}"), upstream) {
             Ok(address) => return Ok(address),
             Err(error) => last_error = Some(error),
