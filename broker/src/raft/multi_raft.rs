@@ -376,6 +376,12 @@ impl MultiRaft {
     /// lets a follower that is catching up finish from the log instead of being sent one
     /// snapshot after another. `None` when no follower qualifies, or not the leader.
     ///
+    /// A follower whose holdings this leader forgot when it restarted (`forget_progress`;
+    /// matched 0 until it answers) needs what the log holds now: a wiped node restores the
+    /// newest snapshot in the object store in the background and then continues from the
+    /// log, which a snapshot recorded meanwhile would otherwise have compacted away, sending
+    /// it a second snapshot. The lag bound ends that hold like any other.
+    ///
     /// Live means heard from within [`FOLLOWER_SILENCE_LIMIT_ELECTIONS`] election timeouts,
     /// not raft-rs's `recent_active` (one election timeout): a follower under load, or
     /// swapping a large snapshot in on its Raft loop, can be quiet for longer than that, and
@@ -394,11 +400,13 @@ impl MultiRaft {
                 .is_some_and(|silence| *silence <= silence_limit_ticks)
         };
         let last = raft.raft_log.last_index();
+        let truncated = raft.raft_log.first_index().saturating_sub(1);
         raft.prs()
             .iter()
             .filter(|(id, _)| **id != raft.id && is_live(id))
             .map(|(_, progress)| match progress.state {
                 ProgressState::Snapshot => progress.pending_snapshot,
+                ProgressState::Probe if progress.matched == 0 => truncated,
                 ProgressState::Probe | ProgressState::Replicate => progress.matched,
             })
             .filter(|needed| last.saturating_sub(*needed) <= max_lag_entries)

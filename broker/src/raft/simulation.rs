@@ -602,6 +602,40 @@ mod tests {
         assert_eq!(held_after(&simulation), Some(last_index));
     }
 
+    /// A follower whose holdings the leader forgot at its restart (it may come back wiped,
+    /// restoring the newest snapshot) holds the leader's compaction where it is until it
+    /// answers, within the same lag bound; a follower that answers is held for as usual.
+    #[test]
+    fn a_restarted_follower_holds_compaction_where_it_is_until_it_answers() {
+        let (mut simulation, leader, _, restarted) = one_group_led(13);
+        for entry in 0..10 {
+            simulation.raft_of(leader).propose(0, vec![entry]).unwrap();
+        }
+        simulation.run_quiet(20);
+        let last_index = simulation.status(leader, 0).unwrap().last_index;
+        let compacted_to = last_index - 2;
+        simulation.raft_of(leader).compact(0, compacted_to).unwrap();
+        let lag_limit = 4;
+        let needed = |simulation: &mut Simulation| {
+            simulation.raft_of(leader).needed_by_followers(0, lag_limit)
+        };
+        assert_eq!(
+            needed(&mut simulation),
+            Some(last_index),
+            "both followers hold it all"
+        );
+
+        simulation.raft_of(leader).forget_progress(0, restarted);
+        assert_eq!(needed(&mut simulation), Some(compacted_to));
+
+        simulation.run_quiet(20);
+        assert_eq!(
+            needed(&mut simulation),
+            Some(last_index),
+            "it answered: held as usual"
+        );
+    }
+
     /// Many crashes and elections: where a lost vote or term would show as a double vote.
     #[test]
     fn crash_heavy_seeds_never_vote_twice() {
