@@ -21,6 +21,7 @@ use crate::misbehaviour::{self, Misbehaving};
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::raft::engine_store::EngineLogStore;
+use crate::raft::entry_cache::{CachedLogStore, ENTRY_CACHE_BUDGET_BYTES};
 use crate::snapshot::objects::SnapshotObjects;
 use crate::storage::LogConfig;
 
@@ -92,7 +93,10 @@ impl Broker {
         let catalog = Arc::new(Catalog::new(&nodes));
         let replicas = Arc::new(LocalReplicas::default());
         let engine = Arc::new(EngineLogStore::open(&config.data_dir.join("raft"))?);
-        let store: Arc<dyn crate::raft::log_store::RaftLogStore> = engine.clone();
+        let store: Arc<dyn crate::raft::log_store::RaftLogStore> = Arc::new(CachedLogStore::new(
+            engine.clone(),
+            ENTRY_CACHE_BUDGET_BYTES,
+        ));
         let opener: PartitionOpener = {
             let config = config.clone();
             Arc::new(move |spec: &TopicSpec, index: i32| {

@@ -12,8 +12,12 @@ use std::sync::Arc;
 
 use raft::eraftpb::{EntryType, Message, MessageType};
 
+use super::entry_cache::CachedLogStore;
 use super::log_store::MemoryLogStore;
 use super::multi_raft::{MultiRaft, Output, RaftSettings};
+
+/// About fifty entries per node, over all groups.
+const SIMULATED_CACHE_BYTES: u64 = 4096;
 
 /// A small, fast, seedable generator (SplitMix64); the simulation must not depend on a
 /// platform RNG.
@@ -142,7 +146,9 @@ impl Simulation {
         let voters = self.voters();
         let groups = self.settings.groups;
         let node = self.nodes.get_mut(&node_id).expect("node exists");
-        let mut raft = MultiRaft::new(settings_for(node_id), Arc::new(node.store.clone()));
+        // A cache small enough that reads miss it as often as they hit, emptied by a crash.
+        let store = CachedLogStore::new(Arc::new(node.store.clone()), SIMULATED_CACHE_BYTES);
+        let mut raft = MultiRaft::new(settings_for(node_id), Arc::new(store));
         for group in 0..groups {
             raft.create_group(group, &voters, 0).expect("group starts");
         }
