@@ -63,6 +63,9 @@ pub struct ThroughputArgs {
     /// none | gzip | snappy | lz4 | zstd
     #[arg(long, default_value = "none")]
     pub compression: String,
+    /// How long the producer waits to fill a batch.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -233,7 +236,7 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
         .set("acks", &args.acks)
         .set("enable.idempotence", args.idempotent.to_string())
         .set("compression.codec", &args.compression)
-        .set("linger.ms", "5")
+        .set("linger.ms", args.linger_ms.to_string())
         .set("batch.size", "1048576")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "1000000")
