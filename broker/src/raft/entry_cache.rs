@@ -48,7 +48,7 @@ impl CachedLogStore {
         }
     }
 
-    /// Bytes of entries held in memory (for tests and metrics).
+    /// Bytes of entries held in memory.
     pub fn cached_bytes(&self) -> u64 {
         self.cache.lock().used_bytes
     }
