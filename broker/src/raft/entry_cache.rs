@@ -16,10 +16,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
-use super::log_store::{RaftLogStore, StoreBatch, StoreResult, TruncatedState};
+use super::log_store::{take_within_bytes, RaftLogStore, StoreBatch, StoreResult, TruncatedState};
 
 /// What a broker node keeps cached: at 160 MB/s of produce, the last 0.4 s of every group's
 /// entries, while a node of idle groups holds almost nothing.
@@ -156,17 +155,8 @@ impl RaftLogStore for CachedLogStore {
             let cache = self.cache.lock();
             if let Some(entries) = cache.covering(group, low, high) {
                 let start = (low - entries[0].index) as usize;
-                let count = (high - low) as usize;
-                let mut taken = Vec::with_capacity(count.min(1024));
-                let mut bytes = 0u64;
-                for entry in entries.range(start..start + count) {
-                    bytes += entry.compute_size() as u64;
-                    if !taken.is_empty() && bytes > max_bytes {
-                        break;
-                    }
-                    taken.push(entry.clone());
-                }
-                return Ok(taken);
+                let wanted = entries.range(start..start + (high - low) as usize);
+                return Ok(take_within_bytes(wanted, max_bytes));
             }
         }
         self.inner.entries(group, low, high, max_bytes)

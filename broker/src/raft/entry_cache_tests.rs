@@ -1,5 +1,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use protobuf::Message as _;
 use raft::eraftpb::SnapshotMetadata;
 
 use super::*;

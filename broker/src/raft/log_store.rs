@@ -99,6 +99,24 @@ pub trait RaftLogStore: Send + Sync + 'static {
     fn used_bytes(&self) -> u64;
 }
 
+/// The entries in order, stopping before the one that takes their encoded size past
+/// `max_bytes`, but always at least one: what [`RaftLogStore::entries`] returns.
+pub fn take_within_bytes<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+    max_bytes: u64,
+) -> Vec<Entry> {
+    let mut taken = Vec::new();
+    let mut bytes = 0u64;
+    for entry in entries {
+        bytes += entry.compute_size() as u64;
+        if !taken.is_empty() && bytes > max_bytes {
+            break;
+        }
+        taken.push(entry.clone());
+    }
+    taken
+}
+
 #[derive(Clone, Debug, Default)]
 struct MemoryGroup {
     hard_state: HardState,
@@ -154,16 +172,8 @@ impl RaftLogStore for MemoryLogStore {
                     last,
                 });
             }
-            let mut taken = Vec::new();
-            let mut bytes = 0u64;
-            for entry in &state.entries[(low - first) as usize..(high - first) as usize] {
-                bytes += entry.compute_size() as u64;
-                if !taken.is_empty() && bytes > max_bytes {
-                    break;
-                }
-                taken.push(entry.clone());
-            }
-            Ok(taken)
+            let wanted = &state.entries[(low - first) as usize..(high - first) as usize];
+            Ok(take_within_bytes(wanted.iter(), max_bytes))
         })
     }
 
