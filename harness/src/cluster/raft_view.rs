@@ -1,8 +1,8 @@
 //! The cluster's Raft state as its brokers publish it on `/metrics`: who leads each partition,
 //! which nodes hold a replica, and how far each follower lags. Faults resolve `leader(t/p)` and
 //! `follower(t/p)` from it, and recovery is judged by it, so the bench needs no Kafka client on
-//! a link it may be cutting. The brokers refresh these gauges about once a second, which bounds
-//! the precision of recovery times.
+//! a link it may be cutting. The brokers refresh these gauges every 250 ms (5 ticks), as often
+//! as the bench polls them; the two together bound the precision of recovery times.
 
 use std::collections::{BTreeMap, BTreeSet};
 
