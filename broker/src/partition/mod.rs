@@ -12,6 +12,7 @@
 //! re-delivers everything committed after it.
 
 pub mod checkpoint;
+pub mod producer_snapshot;
 pub mod producer_state;
 
 use std::path::{Path, PathBuf};
@@ -126,8 +127,9 @@ impl Partition {
         if log.log_end_offset() > checkpoint.log_end_offset {
             log.truncate_to(checkpoint.log_end_offset)?;
         }
-        let mut producers = ProducerStateTable::default();
-        log.scan_headers(log.log_start_offset(), |header| {
+        let (mut producers, scan_from) =
+            producer_snapshot::load(directory, log.log_start_offset(), log.log_end_offset());
+        log.scan_headers(scan_from, |header| {
             if header.has_producer_id() && !header.is_control() {
                 producers.record(header, header.base_offset);
             }

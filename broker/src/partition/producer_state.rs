@@ -3,8 +3,8 @@
 //! offset, and a gap in sequence numbers is refused.
 //!
 //! The state is derived from the log (every idempotent batch carries producer id, epoch and
-//! base sequence), so at start-up it is rebuilt by scanning batch headers; it needs no file
-//! of its own.
+//! base sequence), so at start-up it is rebuilt by scanning batch headers, from the start or
+//! from the offset a saved copy covers ([`super::producer_snapshot`]).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -129,6 +129,73 @@ impl ProducerStateTable {
     pub fn producer_count(&self) -> usize {
         self.producers.len()
     }
+
+    /// The table as bytes (big-endian): a u32 producer count, then per producer (in id order)
+    /// its id (i64), epoch (i16), the number of remembered batches (u8) and each batch's first
+    /// and last sequence (i32) and base offset (i64).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut ids: Vec<&i64> = self.producers.keys().collect();
+        ids.sort_unstable();
+        let mut out =
+            Vec::with_capacity(4 + ids.len() * (11 + 16 * REMEMBERED_BATCHES_PER_PRODUCER));
+        out.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+        for id in ids {
+            let entry = &self.producers[id];
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&entry.epoch.to_be_bytes());
+            out.push(entry.batches.len() as u8);
+            for batch in &entry.batches {
+                out.extend_from_slice(&batch.first_sequence.to_be_bytes());
+                out.extend_from_slice(&batch.last_sequence.to_be_bytes());
+                out.extend_from_slice(&batch.base_offset.to_be_bytes());
+            }
+        }
+        out
+    }
+
+    /// The table [`ProducerStateTable::encode`] wrote; `None` when `bytes` is not exactly one.
+    pub fn decode(bytes: &[u8]) -> Option<ProducerStateTable> {
+        let mut reader = Reader(bytes);
+        let count = u32::from_be_bytes(reader.take()?);
+        let mut producers = HashMap::new();
+        for _ in 0..count {
+            let id = i64::from_be_bytes(reader.take()?);
+            let epoch = i16::from_be_bytes(reader.take()?);
+            let [remembered] = reader.take()?;
+            if remembered as usize > REMEMBERED_BATCHES_PER_PRODUCER {
+                return None;
+            }
+            let mut batches = VecDeque::with_capacity(remembered as usize);
+            for _ in 0..remembered {
+                batches.push_back(WrittenBatch {
+                    first_sequence: i32::from_be_bytes(reader.take()?),
+                    last_sequence: i32::from_be_bytes(reader.take()?),
+                    base_offset: i64::from_be_bytes(reader.take()?),
+                });
+            }
+            if producers
+                .insert(id, ProducerEntry { epoch, batches })
+                .is_some()
+            {
+                return None;
+            }
+        }
+        reader
+            .0
+            .is_empty()
+            .then_some(ProducerStateTable { producers })
+    }
+}
+
+/// Reads fixed-size fields off the front of a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (field, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*field)
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +254,31 @@ mod tests {
             SequenceCheck::FencedEpoch { current_epoch: 1 }
         );
         assert_eq!(table.check(&header(7, 2, 0, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn a_decoded_table_answers_as_the_original() {
+        let mut table = ProducerStateTable::default();
+        for index in 0..7 {
+            table.record(&header(1, 0, index * 2, 2), 10 * index as i64);
+        }
+        table.record(&header(-5, 3, 0, 1), 99);
+        let encoded = table.encode();
+        let decoded = ProducerStateTable::decode(&encoded).unwrap();
+        assert_eq!(decoded.encode(), encoded);
+        for probe in [
+            header(1, 0, 12, 2),
+            header(1, 0, 14, 1),
+            header(1, 0, 2, 2),
+            header(-5, 3, 0, 1),
+            header(-5, 2, 1, 1),
+            header(8, 0, 0, 1),
+        ] {
+            assert_eq!(decoded.check(&probe), table.check(&probe), "{probe:?}");
+        }
+        assert!(ProducerStateTable::decode(&encoded[..encoded.len() - 1]).is_none());
+        assert!(ProducerStateTable::decode(&[encoded.clone(), vec![0]].concat()).is_none());
+        assert!(ProducerStateTable::decode(&[]).is_none());
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    #[error("staging group {group}'s snapshot: {source}")]
+    Stage {
+        group: u64,
+        #[source]
+        source: crate::storage::StorageError,
+    },
     #[error("the snapshot of group {group} is not of the kind the group needs")]
     WrongKind { group: u64 },
     #[error("snapshot work failed: {0}")]

@@ -7,7 +7,8 @@
 //! what is stored) and unseals them with every length and checksum checked and memory capped.
 //!
 //! On top: [`manifest`] names what one snapshot of a Raft group is made of;
-//! [`partition_image`] uploads a partition's log as chunks and stages a downloaded one;
+//! [`partition_image`] uploads a partition's log as chunks and stages a downloaded one
+//! (writing it around the page cache: [`uncached_write`]);
 //! [`metadata_image`] does the same for the catalog and committed offsets (and keeps the
 //! node's local metadata checkpoint); [`policy`] is when snapshots are taken and how many are
 //! kept. The Raft side (when, who, install) is `crate::cluster::snapshots`.
@@ -22,6 +23,7 @@ pub mod policy;
 pub mod retention;
 pub mod settings;
 pub mod staging;
+pub mod uncached_write;
 
 #[cfg(test)]
 mod staging_tests;

@@ -15,9 +15,13 @@ use super::codec::{seal, unseal, Compression};
 use super::error::SnapshotError;
 use super::manifest::{chunk_key, Chunk, Content, Manifest, PartitionContent};
 use super::objects::SnapshotObjects;
+use super::uncached_write;
 use crate::partition::checkpoint::Checkpoint;
+use crate::partition::producer_snapshot;
+use crate::partition::producer_state::ProducerStateTable;
 use crate::partition::Partition;
-use crate::wire::record_batch;
+use crate::storage::import;
+use crate::wire::record_batch::{self, BatchHeader};
 
 /// Largest chunk of log uploaded as one object (a single larger batch gets one of its own).
 pub const CHUNK_BYTES: usize = 16 * 1024 * 1024;
@@ -195,7 +199,8 @@ pub async fn stage(
                     message,
                 };
                 let plain = unseal(&stored, &chunk.digest).map_err(|e| corrupt(e.to_string()))?;
-                check_batches(&plain, chunk.start_offset, chunk.end_offset).map_err(corrupt)?;
+                let headers = check_batches(&plain, chunk.start_offset, chunk.end_offset)
+                    .map_err(corrupt)?;
                 let (first, bytes) = match reused_below {
                     Some(below) if chunk.start_offset < below => {
                         let kept = batches_from(&plain, below).ok_or_else(|| {
@@ -212,7 +217,18 @@ pub async fn stage(
                     _ => (chunk.start_offset, &plain[..]),
                 };
                 let file = write_unsynced(&segment_path(&directory, first), bytes)?;
-                Ok::<_, SnapshotError>((file, plain.len() as u64))
+                let [index, time_index] = import::write_segment_indexes(&directory, first, bytes)
+                    .map_err(|source| SnapshotError::Stage { group, source })?;
+                let staged = StagedChunk {
+                    files: [file, index, time_index],
+                    base_offset: first,
+                    plain_bytes: plain.len() as u64,
+                    producer_batches: headers
+                        .into_iter()
+                        .filter(|header| header.has_producer_id() && !header.is_control())
+                        .collect(),
+                };
+                Ok::<_, SnapshotError>(staged)
             })
             .await
             .map_err(|error| SnapshotError::Task(error.to_string()))?
@@ -221,16 +237,23 @@ pub async fn stage(
     // Chunks are written as they arrive and synced together at the end: one sync per chunk
     // in turn kept the disk at half the rate it reaches with the syncs in flight together.
     let mut downloads = futures::stream::iter(fetches).buffered(PARALLEL_DOWNLOADS);
-    let mut written = Vec::with_capacity(needed.len() + 1);
+    let mut written = Vec::with_capacity(3 * needed.len() + 3);
+    let mut last_base_offset = content.log_start_offset;
     let mut downloaded_bytes = 0u64;
+    // Chunks arrive in log order, so their batches replay the producers' history in order.
+    let mut producers = ProducerStateTable::default();
     for chunk in &needed {
         let Some(result) = downloads.next().await else {
             break;
         };
         match result {
-            Ok((file, plain_bytes)) => {
-                written.push(file);
-                downloaded_bytes += plain_bytes;
+            Ok(staged) => {
+                written.extend(staged.files);
+                last_base_offset = last_base_offset.max(staged.base_offset);
+                downloaded_bytes += staged.plain_bytes;
+                for header in &staged.producer_batches {
+                    producers.record(header, header.base_offset);
+                }
             }
             Err(error) => {
                 if matches!(error, SnapshotError::Corrupt { .. }) {
@@ -244,7 +267,22 @@ pub async fn stage(
         let path = segment_path(directory, content.log_start_offset);
         written.push(write_unsynced(&path, &[])?);
     }
+    if reused_below.is_none() {
+        // Every batch of the log passed through here: opening the replica need not read
+        // their headers back. (Below `reused_below` the replica's own log is scanned.)
+        let path = directory.join(producer_snapshot::FILE_NAME);
+        producer_snapshot::write(directory, &producers, content.log_end_offset)
+            .map_err(|error| SnapshotError::io(&path, error))?;
+    }
     sync_all(written, directory).await?;
+    // Everything written is synced: the log opens trusting every segment but the last
+    // instead of reading the replica back to rebuild indexes staging already wrote.
+    import::trust_segments_below(directory, last_base_offset).map_err(|source| {
+        SnapshotError::Stage {
+            group: manifest.group,
+            source,
+        }
+    })?;
     let checkpoint = Checkpoint {
         applied_index: manifest.index,
         log_end_offset: content.log_end_offset,
@@ -357,8 +395,18 @@ pub async fn existing_chunks(
         .collect())
 }
 
-/// The chunk holds whole, valid batches from exactly `start` to `end`.
-fn check_batches(plain: &[u8], start: i64, end: i64) -> Result<(), String> {
+/// One chunk written into the staging directory.
+struct StagedChunk {
+    /// The segment's log and index files, to sync.
+    files: [PathBuf; 3],
+    base_offset: i64,
+    plain_bytes: u64,
+    /// Headers of its idempotent producers' batches, in log order.
+    producer_batches: Vec<BatchHeader>,
+}
+
+/// The chunk holds whole, valid batches from exactly `start` to `end`; returns their headers.
+fn check_batches(plain: &[u8], start: i64, end: i64) -> Result<Vec<BatchHeader>, String> {
     let headers = record_batch::validate_batches(plain, usize::MAX)
         .map_err(|error| format!("record batches do not validate: {error}"))?;
     let mut next = start;
@@ -374,17 +422,18 @@ fn check_batches(plain: &[u8], start: i64, end: i64) -> Result<(), String> {
     if next != end {
         return Err(format!("batches end at offset {next}, not {end}"));
     }
-    Ok(())
+    Ok(headers)
 }
 
 fn segment_path(directory: &Path, base_offset: i64) -> std::path::PathBuf {
     directory.join(format!("{base_offset:020}.log"))
 }
 
-/// Writes `bytes` as the file `path`, unsynced, and returns the path. The file is closed:
-/// a partition of thousands of chunks must not hold a descriptor per chunk until the sync.
+/// Writes `bytes` as the file `path`, unsynced and around the page cache
+/// ([`uncached_write`]), and returns the path. The file is closed: a partition of thousands
+/// of chunks must not hold a descriptor per chunk until the sync.
 fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<PathBuf, SnapshotError> {
-    std::fs::write(path, bytes).map_err(|error| SnapshotError::io(path, error))?;
+    uncached_write::write_file(path, bytes).map_err(|error| SnapshotError::io(path, error))?;
     Ok(path.to_path_buf())
 }
 

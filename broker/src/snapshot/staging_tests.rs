@@ -7,17 +7,33 @@ use super::manifest::{chunk_key, Chunk, Content, Manifest, PartitionContent};
 use super::objects::SnapshotObjects;
 use super::staging::{install_partition, stage_with_fallback, Staged, StagingArea};
 use crate::partition::checkpoint::Checkpoint;
+use crate::partition::producer_snapshot;
 use crate::partition::Partition;
 use crate::storage::LogConfig;
 use crate::wire::record_batch::build_test_batch;
 
 const GROUP: u64 = 7;
 
+const RECORD: (&[u8], &[u8]) = (b"key", b"value");
+
 /// Uploads the batches `[start, end)` (one record each) as one chunk of `GROUP`.
 async fn upload_chunk(objects: &SnapshotObjects, start: i64, end: i64) -> Chunk {
-    let record: (&[u8], &[u8]) = (b"key", b"value");
+    upload_chunk_of(objects, start, end, None).await
+}
+
+/// [`upload_chunk`], the batches written by the idempotent `producer_id` (epoch 0, the
+/// sequence number of each batch equal to its offset) when one is given.
+async fn upload_chunk_of(
+    objects: &SnapshotObjects,
+    start: i64,
+    end: i64,
+    producer_id: Option<i64>,
+) -> Chunk {
     let plain: Vec<u8> = (start..end)
-        .flat_map(|offset| build_test_batch(offset, &[record], -1, -1, -1, 1_000))
+        .flat_map(|offset| match producer_id {
+            Some(id) => build_test_batch(offset, &[RECORD], id, 0, offset as i32, 1_000),
+            None => build_test_batch(offset, &[RECORD], -1, -1, -1, 1_000),
+        })
         .collect();
     let (stored, digest) = seal(&plain, Compression::Zstd);
     let key = chunk_key(GROUP, start, end, Compression::Zstd.extension());
@@ -155,4 +171,42 @@ async fn a_staged_snapshot_the_log_overtook_is_discarded() {
         !directory.exists(),
         "the overtaken staging's files are deleted"
     );
+}
+
+/// Staging hands the installed replica its idempotent producers (saved beside the segments,
+/// so the open does not scan the log for them): a retry of the snapshot's last batch is
+/// answered with its offset, and the producer's next batch is appended after it.
+#[tokio::test]
+async fn a_restored_replica_recognises_a_retry_of_a_batch_in_its_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let objects = SnapshotObjects::in_memory();
+    let producer = Some(42);
+    let chunks = vec![
+        upload_chunk_of(&objects, 0, 4, producer).await,
+        upload_chunk_of(&objects, 4, 6, producer).await,
+    ];
+    let area = StagingArea {
+        directory: root.path().join("staging"),
+        replica: None,
+    };
+    let staged = staged(&objects, manifest(10, chunks), &area).await;
+    assert!(staged_directory(&staged)
+        .join(producer_snapshot::FILE_NAME)
+        .exists());
+    let live = root.path().join("events-0");
+    let (replica, _) = open_replica(&live);
+    replica.retire();
+    install_partition(GROUP, 10, &replica, staged_directory(&staged), None).unwrap();
+
+    let (installed, applied) = open_replica(&live);
+    assert_eq!((applied, installed.log_end_offset()), (10, 6));
+    let retry = build_test_batch(0, &[RECORD], 42, 0, 5, 1_000);
+    assert_eq!(installed.apply(11, 1, &retry).unwrap().base_offset, 5);
+    assert_eq!(
+        installed.log_end_offset(),
+        6,
+        "the retry was not stored again"
+    );
+    let next = build_test_batch(0, &[RECORD], 42, 0, 6, 1_000);
+    assert_eq!(installed.apply(12, 1, &next).unwrap().base_offset, 6);
 }

@@ -31,6 +31,7 @@
 //! entry (which must point at a batch with the right base offset) to its end. The first bad
 //! batch marks a torn tail: the file is truncated there and every later segment is deleted.
 
+pub mod import;
 mod index;
 mod log;
 mod recovery;
