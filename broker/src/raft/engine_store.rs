@@ -1,8 +1,14 @@
 //! [`RaftLogStore`] on raft-engine, TiKV's multi-Raft log store: every group's entries and
 //! states go into one set of append-only files, a whole ready round is one write with one
 //! fdatasync, and compacted entries are purged file by file.
+//!
+//! A purge runs only after something was compacted or removed since the last one. Without
+//! that, raft-engine's purge of a log that is never compacted (snapshots disabled) copies the
+//! oldest entries of every busy group into its rewrite files, again and again: work that
+//! frees nothing.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
@@ -27,6 +33,8 @@ impl MessageExt for EntryCodec {
 
 pub struct EngineLogStore {
     engine: Engine,
+    /// Whether entries were compacted or a group removed since the last purge.
+    released_since_purge: AtomicBool,
 }
 
 fn engine_error(error: impl std::fmt::Display) -> StoreError {
@@ -47,7 +55,11 @@ impl EngineLogStore {
             ..Config::default()
         };
         let engine = Engine::open(config).map_err(engine_error)?;
-        Ok(EngineLogStore { engine })
+        Ok(EngineLogStore {
+            engine,
+            // What an earlier run compacted may not have been purged yet.
+            released_since_purge: AtomicBool::new(true),
+        })
     }
 }
 
@@ -126,6 +138,7 @@ impl RaftLogStore for EngineLogStore {
 
     fn write(&self, batch: StoreBatch, sync: bool) -> StoreResult<()> {
         let mut log_batch = LogBatch::with_capacity(batch.groups.len());
+        let mut releases = false;
         for (group, write) in batch.groups {
             if let Some(snapshot) = &write.install_snapshot {
                 // Everything of the group goes, including states this write does not carry:
@@ -135,6 +148,7 @@ impl RaftLogStore for EngineLogStore {
                     None => Some(self.hard_state(group)?),
                 };
                 log_batch.add_command(group, Command::Clean);
+                releases = true;
                 let metadata = snapshot.get_metadata();
                 if let Some(hard_state) = hard_state {
                     log_batch
@@ -177,6 +191,7 @@ impl RaftLogStore for EngineLogStore {
                 if index > self.truncated_state(group)?.index {
                     let term = self.term(group, index)?;
                     log_batch.add_command(group, Command::Compact { index: index + 1 });
+                    releases = true;
                     log_batch
                         .put_message(
                             group,
@@ -193,6 +208,9 @@ impl RaftLogStore for EngineLogStore {
         self.engine
             .write(&mut log_batch, sync)
             .map_err(engine_error)?;
+        if releases {
+            self.released_since_purge.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -212,9 +230,16 @@ impl RaftLogStore for EngineLogStore {
 
 impl EngineLogStore {
     /// Deletes log files holding only compacted entries (and rewrites the few live entries of
-    /// old files). Blocking I/O; called periodically off the Raft loop.
+    /// old files), if anything was compacted or removed since the last purge. Blocking I/O;
+    /// called periodically off the Raft loop.
     pub fn purge(&self) -> StoreResult<()> {
-        self.engine.purge_expired_files().map_err(engine_error)?;
+        if !self.released_since_purge.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Err(error) = self.engine.purge_expired_files() {
+            self.released_since_purge.store(true, Ordering::Release);
+            return Err(engine_error(error));
+        }
         Ok(())
     }
 }
@@ -225,5 +250,95 @@ fn truncated_marker(index: u64, term: u64) -> Entry {
         index,
         term,
         ..Entry::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::log_store::GroupWrite;
+
+    const GROUP: u64 = 7;
+    const ENTRY_BYTES: usize = 64 * 1024;
+
+    /// Appends `count` entries of [`ENTRY_BYTES`] to [`GROUP`] after index `after`, ten to a
+    /// write (a write goes whole into the file it starts in).
+    fn append(store: &EngineLogStore, after: u64, count: u64) {
+        let indexes: Vec<u64> = (after + 1..=after + count).collect();
+        for written in indexes.chunks(10) {
+            let entries = written
+                .iter()
+                .map(|&index| Entry {
+                    index,
+                    term: 1,
+                    data: vec![(index % 251) as u8; ENTRY_BYTES].into(),
+                    ..Entry::default()
+                })
+                .collect();
+            let mut batch = StoreBatch::default();
+            *batch.group(GROUP) = GroupWrite {
+                entries,
+                ..GroupWrite::default()
+            };
+            store.write(batch, false).expect("append");
+        }
+    }
+
+    fn compact(store: &EngineLogStore, index: u64) {
+        let mut batch = StoreBatch::default();
+        batch.group(GROUP).compact_to = Some(index);
+        store.write(batch, false).expect("compact");
+    }
+
+    /// Bytes in the engine's files whose name ends with `suffix`.
+    fn file_bytes(directory: &Path, suffix: &str) -> u64 {
+        std::fs::read_dir(directory)
+            .expect("list the store")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(suffix))
+            .map(|entry| entry.metadata().expect("stat").len())
+            .sum()
+    }
+
+    /// 720 entries of 64 KiB: 45 MiB in six files, over the 32 MiB purge threshold.
+    const ENTRIES: u64 = 720;
+
+    #[test]
+    fn a_log_never_compacted_is_not_rewritten_by_purges() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let store = EngineLogStore::open(directory.path()).expect("open");
+        append(&store, 0, ENTRIES);
+        let rewritten_before = file_bytes(directory.path(), ".rewrite");
+        // raft-engine rewrites a busy group itself after asking nine purges in a row for it to
+        // be compacted; twelve purges would reach that.
+        for _ in 0..12 {
+            store.purge().expect("purge");
+        }
+        assert_eq!(file_bytes(directory.path(), ".rewrite"), rewritten_before);
+        assert_eq!(store.last_index(GROUP).expect("last index"), ENTRIES);
+    }
+
+    #[test]
+    fn a_purge_after_compaction_deletes_the_compacted_files() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let store = EngineLogStore::open(directory.path()).expect("open");
+        append(&store, 0, ENTRIES);
+        store.purge().expect("purge");
+        let appended = store.used_bytes();
+        compact(&store, ENTRIES - 10);
+        append(&store, ENTRIES, 10);
+        store.purge().expect("purge");
+        let after = store.used_bytes();
+        assert!(
+            after < appended / 2,
+            "{after} bytes of log left of {appended} after compacting all but 10 entries"
+        );
+        assert_eq!(
+            store
+                .entries(GROUP, ENTRIES - 9, ENTRIES + 11, u64::MAX)
+                .expect("read")
+                .len(),
+            20
+        );
     }
 }
