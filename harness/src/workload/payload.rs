@@ -7,9 +7,12 @@
 //! bytes 16..    filler up to the scenario's message size
 //! ```
 //!
-//! The filler is seeded letters from a 16-letter alphabet, so a compressed message shrinks to
-//! about half (neither incompressible noise nor a run of zeros). Anything a reader finds that does
-//! not start with the magic is not a bench message ("foreign").
+//! The filler is seeded letters from a 16-letter alphabet, so compressed data shrinks to about
+//! half (neither incompressible noise nor a run of zeros). Consecutive messages take
+//! consecutive slices of a [`FILLER_POOL_BYTES`] pool, so no two messages within that distance
+//! share their filler: a compressor that looks across messages (a producer's batch, a
+//! snapshot's chunk) finds no more to remove than in real data. Anything a reader finds that
+//! does not start with the magic is not a bench message ("foreign").
 
 use crate::scenario::MIN_MESSAGE_SIZE_BYTES;
 
@@ -33,9 +36,15 @@ impl std::fmt::Display for MessageId {
     }
 }
 
-/// A message buffer for one producer, reused for every message: only the header changes.
+/// Filler the messages of one producer cycle through: larger than the window of the
+/// compressors at their usual levels (zstd's is 2 MiB at its default level 3).
+pub const FILLER_POOL_BYTES: usize = 4 * 1024 * 1024;
+
+/// One producer's messages: a buffer reused for every message, and the filler pool.
 pub struct PayloadBuffer {
     bytes: Vec<u8>,
+    /// [`FILLER_POOL_BYTES`] letters, plus one filler's length so every slice is in bounds.
+    pool: Vec<u8>,
 }
 
 impl PayloadBuffer {
@@ -46,17 +55,22 @@ impl PayloadBuffer {
             "a message holds at least its header"
         );
         const ALPHABET: &[u8; 16] = b"abcdefghijklmnop";
-        let mut bytes = Vec::with_capacity(size_bytes);
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&producer.to_be_bytes());
-        bytes.extend_from_slice(&0u64.to_be_bytes());
-        bytes.extend((HEADER_BYTES..size_bytes).map(|_| ALPHABET[rng.usize(..ALPHABET.len())]));
-        Self { bytes }
+        let filler_bytes = size_bytes - HEADER_BYTES;
+        let pool = (0..FILLER_POOL_BYTES + filler_bytes)
+            .map(|_| ALPHABET[rng.usize(..ALPHABET.len())])
+            .collect();
+        let mut bytes = vec![0; size_bytes];
+        bytes[..4].copy_from_slice(&MAGIC);
+        bytes[4..8].copy_from_slice(&producer.to_be_bytes());
+        Self { bytes, pool }
     }
 
     /// The message with this sequence number.
     pub fn message(&mut self, sequence: u64) -> &[u8] {
+        let filler_bytes = self.bytes.len() - HEADER_BYTES;
+        let start = (sequence as usize).wrapping_mul(filler_bytes) % FILLER_POOL_BYTES;
         self.bytes[8..16].copy_from_slice(&sequence.to_be_bytes());
+        self.bytes[HEADER_BYTES..].copy_from_slice(&self.pool[start..start + filler_bytes]);
         &self.bytes
     }
 }
@@ -111,6 +125,36 @@ mod tests {
         assert_eq!(decode(Some(b"hello")), None);
         assert_eq!(decode(Some(b"XHRB\0\0\0\0\0\0\0\0\0\0\0\0")), None);
         assert_eq!(decode(Some(b"CHRB\0\0\0\0\0\0\0")), None, "too short");
+    }
+
+    #[test]
+    fn neighbouring_messages_differ_in_their_filler() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut buffer = PayloadBuffer::new(0, 1024, &mut rng);
+        let first = buffer.message(0)[HEADER_BYTES..].to_vec();
+        let second = buffer.message(1)[HEADER_BYTES..].to_vec();
+        assert_ne!(first, second);
+        assert_eq!(
+            buffer.message(0)[HEADER_BYTES..],
+            first[..],
+            "the same message again"
+        );
+    }
+
+    #[test]
+    fn a_batch_compresses_like_its_letters_not_like_one_message() {
+        let mut rng = fastrand::Rng::with_seed(2);
+        let mut buffer = PayloadBuffer::new(0, 1024, &mut rng);
+        let batch: Vec<u8> = (0..1024)
+            .flat_map(|sequence| buffer.message(sequence).to_vec())
+            .collect();
+        let compressed = zstd::bulk::compress(&batch, 3).expect("compress");
+        // Four bits of entropy per letter: about half, far from the 1/1000 of a repeated message.
+        let ratio = compressed.len() as f64 / batch.len() as f64;
+        assert!(
+            (0.45..0.7).contains(&ratio),
+            "compressed to {ratio:.3} of the batch"
+        );
     }
 
     #[test]
