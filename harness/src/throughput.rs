@@ -24,6 +24,7 @@ use hdrhistogram::Histogram;
 use std::sync::Mutex;
 
 use crate::broker_process::{bootstrap as cluster_bootstrap, find_broker_binary, start_cluster};
+use crate::workload::{PayloadBuffer, HEADER_BYTES};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ThroughputArgs {
@@ -131,6 +132,9 @@ impl ProducerContext for CountingContext {
 }
 
 pub fn run(args: &ThroughputArgs) -> anyhow::Result<ThroughputReport> {
+    if args.message_bytes < HEADER_BYTES {
+        bail!("--message-bytes must be at least {HEADER_BYTES}, the bench message's header");
+    }
     let scratch = tempfile::Builder::new()
         .prefix("chronik-throughput-")
         .tempdir()?;
@@ -242,9 +246,8 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
         .set("queue.buffering.max.messages", "1000000")
         .create_with_context(CountingContext(counts.clone()))
         .context("creating the producer")?;
-    let payload: Vec<u8> = (0..args.message_bytes)
-        .map(|index| (index * 31 % 251) as u8)
-        .collect();
+    // Bench messages (each with its own filler), so compression meets realistic data.
+    let mut payload = PayloadBuffer::new(0, args.message_bytes, &mut fastrand::Rng::with_seed(1));
     let started = Instant::now();
     let window = Duration::from_secs(args.seconds);
     let mut sent = 0u64;
@@ -261,7 +264,7 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
         let partition = (sent % args.partitions as u64) as i32;
         let record =
             BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(&args.topic, Box::new(intended))
-                .payload(&payload)
+                .payload(payload.message(sent))
                 .partition(partition);
         match producer.send(record) {
             Ok(()) => sent += 1,
