@@ -24,7 +24,7 @@
 //!   sheds. A peer has at most one live inbound connection (a newer one supersedes it), and
 //!   inbound connections as a whole are capped, so neither side's memory follows a slow or
 //!   dead peer.
-//! - **Reconnect forever** with exponential backoff (10 ms doubling to 1 s, equal jitter)
+//! - **Reconnect forever** with exponential backoff (10 ms doubling to 250 ms, equal jitter)
 //!   until [`Transport::shutdown`].
 //! - **Checked framing** (see [`frame`]): a handshake (`CHRT`, version, node id, cluster id),
 //!   then frames with a length and a CRC-32C. The receiver checks the length against its cap

@@ -17,7 +17,10 @@ use super::peer::Peer;
 
 /// The first reconnect delay; it doubles up to [`BACKOFF_MAX`].
 pub const BACKOFF_INITIAL: Duration = Duration::from_millis(10);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The longest reconnect delay: a restarted peer is dialed within a quarter second. With 1 s,
+/// a wiped node waited half a second or more for its peers to dial it back before it could
+/// learn the metadata and start restoring; a refused dial on a dead peer is cheap.
+pub const BACKOFF_MAX: Duration = Duration::from_millis(250);
 /// A connection that stayed up this long resets the backoff; one refused right after the
 /// handshake does not, so a peer that keeps refusing is not dialed in a tight loop.
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(1);
