@@ -82,6 +82,15 @@ fn open_replica(directory: &Path) -> (Partition, u64) {
     Partition::open("events", 0, GROUP, directory, LogConfig::default()).unwrap()
 }
 
+/// Installs `staged` at index 10 in place of the live replica under `root`, and reopens it.
+fn install_and_reopen(root: &Path, staged: &Staged) -> (Partition, u64) {
+    let live = root.join("events-0");
+    let (replica, _) = open_replica(&live);
+    replica.retire();
+    install_partition(GROUP, 10, &replica, staged_directory(staged), None).unwrap();
+    open_replica(&live)
+}
+
 /// A snapshot waiting for its install while the leader's next one is fetched: the second
 /// staging once emptied the first's directory under it, and the replica was installed with
 /// no data at the first snapshot's index.
@@ -113,11 +122,7 @@ async fn a_newer_staging_leaves_a_staged_snapshot_waiting_for_its_install_intact
         );
     }
 
-    let live = root.path().join("events-0");
-    let (replica, _) = open_replica(&live);
-    replica.retire();
-    install_partition(GROUP, 10, &replica, staged_directory(&first), None).unwrap();
-    let (installed, applied) = open_replica(&live);
+    let (installed, applied) = install_and_reopen(root.path(), &first);
     assert_eq!((applied, installed.log_end_offset()), (10, 6));
     assert!(
         staged_directory(&second).join("checkpoint").exists(),
@@ -193,12 +198,7 @@ async fn a_restored_replica_recognises_a_retry_of_a_batch_in_its_snapshot() {
     assert!(staged_directory(&staged)
         .join(producer_snapshot::FILE_NAME)
         .exists());
-    let live = root.path().join("events-0");
-    let (replica, _) = open_replica(&live);
-    replica.retire();
-    install_partition(GROUP, 10, &replica, staged_directory(&staged), None).unwrap();
-
-    let (installed, applied) = open_replica(&live);
+    let (installed, applied) = install_and_reopen(root.path(), &staged);
     assert_eq!((applied, installed.log_end_offset()), (10, 6));
     let retry = build_test_batch(0, &[RECORD], 42, 0, 5, 1_000);
     assert_eq!(installed.apply(11, 1, &retry).unwrap().base_offset, 5);
