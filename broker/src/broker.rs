@@ -30,7 +30,7 @@ pub const METADATA_CHANGE_TIMEOUT_MS: u64 = 10_000;
 /// How often replicas sync their logs and record their checkpoint.
 pub const CHECKPOINT_INTERVAL_MS: u64 = 2_000;
 /// How often the Raft log store deletes files of compacted entries.
-pub const RAFT_LOG_PURGE_INTERVAL_MS: u64 = 5_000;
+pub const RAFT_LOG_PURGE_INTERVAL_MS: u64 = 1_000;
 /// How often an unregistered node retries registering its client address.
 const REGISTRATION_RETRY_MS: u64 = 250;
 

@@ -48,10 +48,14 @@ impl EngineLogStore {
             // A torn tail is what a crash mid-write leaves; it was never acknowledged.
             recovery_mode: RecoveryMode::TolerateTailCorruption,
             // Small files and a low purge threshold: once groups compact their logs, disk use
-            // follows the live tail rather than everything ever written.
+            // follows the live tail rather than everything ever written. (Below the threshold
+            // the engine purges nothing, so it is also the floor of a quiet log.)
             target_file_size: ReadableSize::mb(8),
-            purge_threshold: ReadableSize::mb(32),
+            purge_threshold: ReadableSize::mb(16),
             batch_compression_threshold: ReadableSize::kb(0),
+            // Recycling keeps up to 1.5 x the purge threshold of purged files on disk for
+            // reuse, outside the engine's used size: disk use would not follow the live tail.
+            enable_log_recycle: false,
             ..Config::default()
         };
         let engine = Engine::open(config).map_err(engine_error)?;
@@ -300,7 +304,7 @@ mod tests {
             .sum()
     }
 
-    /// 720 entries of 64 KiB: 45 MiB in six files, over the 32 MiB purge threshold.
+    /// 720 entries of 64 KiB: 45 MiB in six files, over the 16 MiB purge threshold.
     const ENTRIES: u64 = 720;
 
     #[test]
@@ -332,6 +336,12 @@ mod tests {
         assert!(
             after < appended / 2,
             "{after} bytes of log left of {appended} after compacting all but 10 entries"
+        );
+        // The purged files are gone from the disk, not kept aside for reuse.
+        let on_disk = file_bytes(directory.path(), "");
+        assert!(
+            on_disk <= after,
+            "{on_disk} bytes of files on disk, more than the {after} bytes of log in use"
         );
         assert_eq!(
             store
