@@ -88,10 +88,16 @@ fn metric(broker: &BrokerProcess, name: &str) -> f64 {
 
 /// Per partition group on one node, in label order: (entries held in the Raft log, last index).
 fn raft_log_of_partitions(broker: &BrokerProcess) -> Vec<(f64, f64)> {
+    raft_log_of_topic(broker, TOPIC)
+}
+
+/// [`raft_log_of_partitions`] for `topic`.
+fn raft_log_of_topic(broker: &BrokerProcess, topic: &str) -> Vec<(f64, f64)> {
     let text = broker.http_get("/metrics").unwrap_or_default();
+    let topic_label = format!("topic=\"{topic}\"");
     let sample = |name: &str| -> BTreeMap<String, f64> {
         text.lines()
-            .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(TOPIC))
+            .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(&topic_label))
             .filter_map(|line| {
                 let (labels, value) = line.rsplit_once(' ')?;
                 Some((labels[name.len()..].to_string(), value.parse().ok()?))
@@ -192,6 +198,53 @@ fn chunk_objects(store: &Path) -> Vec<PathBuf> {
         }
     }
     chunks
+}
+
+/// A partition that went quiet with over 1 MiB since its last snapshot is snapshotted and its
+/// log compacted, with no threshold reached; one that went quiet with less keeps its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_that_went_quiet_is_snapshotted() {
+    let directory = tempfile::tempdir().unwrap();
+    let broker =
+        BrokerProcess::start_with_env(directory.path(), &[("CHRONIK_SNAPSHOT_IDLE_SECS", "2")]);
+    let bootstrap = broker.bootstrap();
+    for topic in ["quiet-large", "quiet-small"] {
+        kafka::try_create_topic(&bootstrap, topic, 1, 1)
+            .await
+            .unwrap();
+    }
+    let producer = producer(&bootstrap);
+    // 1.5 MiB and 64 KiB of 1 KiB messages, in rounds of 64: dozens of Raft entries each,
+    // far below the 10000-entry and 8 MiB thresholds.
+    for (topic, messages) in [("quiet-large", 1536), ("quiet-small", 64)] {
+        for round in (0..messages).collect::<Vec<usize>>().chunks(64) {
+            let batch = round
+                .iter()
+                .map(|sequence| (format!("key-{sequence}"), vec![b'q'; 1024]));
+            kafka::produce_keyed(&producer, topic, batch).await;
+        }
+    }
+    let held = |topic: &str| raft_log_of_topic(&broker, topic)[0];
+    // The gauges are published every 250 ms.
+    std::thread::sleep(Duration::from_millis(300));
+    let (large_held, large_last) = held("quiet-large");
+    assert!(
+        large_held >= 12.0,
+        "the large partition's log holds {large_held} entries before it goes quiet"
+    );
+    wait_until(
+        "the quiet large partition is snapshotted and its log compacted",
+        Duration::from_secs(20),
+        || held("quiet-large").0 <= 2.0,
+    );
+    assert!(held("quiet-large").1 >= large_last);
+    // Quiet for longer than the idle time now, as the large one was when it was snapshotted.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (small_held, _) = held("quiet-small");
+    assert!(
+        small_held > 1.0,
+        "the small partition's log was compacted to {small_held} entries without a snapshot due"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

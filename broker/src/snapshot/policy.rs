@@ -1,6 +1,12 @@
 //! When snapshots are taken and how many are kept: the `CHRONIK_SNAPSHOT_*` settings.
 
+use std::time::Duration;
+
 use super::codec::Compression;
+
+/// Data a group must hold since its last snapshot for going quiet to make it due: a partition
+/// written a message now and then is not snapshotted (one tiny chunk object more) every time.
+pub const IDLE_SNAPSHOT_MIN_BYTES: u64 = 1024 * 1024;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct SnapshotSettings {
@@ -33,6 +39,16 @@ pub struct SnapshotSettings {
         default_value_t = 3600
     )]
     pub time_threshold_secs: u64,
+
+    /// ...or once nothing was applied for this long and at least 1 MiB was since its last
+    /// snapshot: a group that went quiet compacts its log and is in the object store up to
+    /// its last write. 0: off.
+    #[arg(
+        long = "snapshot-idle-secs",
+        env = "CHRONIK_SNAPSHOT_IDLE_SECS",
+        default_value_t = 10
+    )]
+    pub idle_secs: u64,
 
     /// How snapshot objects are compressed.
     #[arg(
@@ -67,4 +83,102 @@ pub struct SnapshotSettings {
     /// when the data directory is empty and a snapshot exists).
     #[arg(long = "restore", env = "CHRONIK_RESTORE", default_value_t = false)]
     pub require_restore: bool,
+}
+
+/// What a group applied since its last snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SinceSnapshot {
+    pub entries: u64,
+    /// Bytes of data entries (the records of snapshots do not count).
+    pub data_bytes: u64,
+    pub elapsed: Duration,
+    /// Since the last data entry was applied.
+    pub quiet: Duration,
+}
+
+impl SnapshotSettings {
+    /// Whether a group that applied `since` since its last snapshot is due for the next one.
+    /// Without data nothing is due: the records of earlier snapshots alone never make one.
+    pub fn is_due(&self, since: &SinceSnapshot) -> bool {
+        if since.data_bytes == 0 {
+            return false;
+        }
+        let went_quiet = self.idle_secs > 0
+            && since.data_bytes >= IDLE_SNAPSHOT_MIN_BYTES
+            && since.quiet >= Duration::from_secs(self.idle_secs);
+        since.entries >= self.log_threshold_entries
+            || since.data_bytes >= self.log_threshold_bytes
+            || since.elapsed >= Duration::from_secs(self.time_threshold_secs)
+            || went_quiet
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> SnapshotSettings {
+        SnapshotSettings {
+            enabled: true,
+            log_threshold_entries: 10_000,
+            log_threshold_bytes: 8 * 1024 * 1024,
+            time_threshold_secs: 3600,
+            idle_secs: 10,
+            compression: Compression::Zstd,
+            retention_count: 3,
+            max_concurrent: 2,
+            require_restore: false,
+        }
+    }
+
+    fn busy(entries: u64, data_bytes: u64) -> SinceSnapshot {
+        SinceSnapshot {
+            entries,
+            data_bytes,
+            elapsed: Duration::from_secs(1),
+            quiet: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn entries_bytes_or_time_make_a_group_due() {
+        let settings = settings();
+        assert!(!settings.is_due(&busy(9_999, 1000)));
+        assert!(settings.is_due(&busy(10_000, 1000)));
+        assert!(!settings.is_due(&busy(10, 8 * 1024 * 1024 - 1)));
+        assert!(settings.is_due(&busy(10, 8 * 1024 * 1024)));
+        let old = SinceSnapshot {
+            elapsed: Duration::from_secs(3600),
+            ..busy(1, 1)
+        };
+        assert!(settings.is_due(&old));
+    }
+
+    #[test]
+    fn snapshot_records_alone_never_make_a_group_due() {
+        let settings = settings();
+        let only_records = SinceSnapshot {
+            elapsed: Duration::from_secs(7200),
+            quiet: Duration::from_secs(7200),
+            ..busy(20_000, 0)
+        };
+        assert!(!settings.is_due(&only_records));
+    }
+
+    #[test]
+    fn a_group_that_went_quiet_with_a_megabyte_is_due() {
+        let settings = settings();
+        let quiet = |data_bytes, quiet_secs| SinceSnapshot {
+            quiet: Duration::from_secs(quiet_secs),
+            ..busy(100, data_bytes)
+        };
+        assert!(settings.is_due(&quiet(IDLE_SNAPSHOT_MIN_BYTES, 10)));
+        assert!(!settings.is_due(&quiet(IDLE_SNAPSHOT_MIN_BYTES, 9)));
+        assert!(!settings.is_due(&quiet(IDLE_SNAPSHOT_MIN_BYTES - 1, 600)));
+        let off = SnapshotSettings {
+            idle_secs: 0,
+            ..settings
+        };
+        assert!(!off.is_due(&quiet(IDLE_SNAPSHOT_MIN_BYTES, 600)));
+    }
 }

@@ -25,7 +25,7 @@ pub(super) use install::Installer;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use raft::eraftpb::Message;
 use raft::StateRole;
@@ -39,7 +39,7 @@ use crate::snapshot::manifest::Manifest;
 use crate::snapshot::metadata_image::{self, MetadataCheckpoint, MetadataImage};
 use crate::snapshot::objects::SnapshotObjects;
 use crate::snapshot::partition_image::{self, PartitionCut};
-use crate::snapshot::policy::SnapshotSettings;
+use crate::snapshot::policy::{SinceSnapshot, SnapshotSettings};
 use crate::snapshot::retention::enforce_retention;
 use crate::snapshot::staging::{raft_snapshot, stage_with_fallback, Staged, StagingArea};
 
@@ -83,6 +83,8 @@ struct GroupSnapshots {
     recorded_at: Option<Instant>,
     /// Entry bytes applied since the last snapshot was cut.
     applied_bytes: u64,
+    /// When the last data entry was applied.
+    applied_at: Option<Instant>,
     uploading: bool,
     fetching: bool,
     staged: Option<Staged>,
@@ -139,7 +141,9 @@ impl SnapshotDriver {
 
     /// Counts applied entry bytes towards the group's byte threshold.
     pub fn note_applied(&mut self, group: u64, bytes: u64) {
-        self.groups.entry(group).or_default().applied_bytes += bytes;
+        let state = self.groups.entry(group).or_default();
+        state.applied_bytes += bytes;
+        state.applied_at = Some(Instant::now());
     }
 
     fn staging_directory(&self, group: u64) -> PathBuf {
@@ -165,12 +169,14 @@ impl SnapshotDriver {
         if applied <= last_index {
             return false;
         }
-        let since = state.recorded_at.unwrap_or(self.started).elapsed();
-        // Only data counts: the records of earlier snapshots alone never make one due.
-        state.applied_bytes > 0
-            && (applied - last_index >= self.settings.log_threshold_entries
-                || state.applied_bytes >= self.settings.log_threshold_bytes
-                || since.as_secs() >= self.settings.time_threshold_secs)
+        self.settings.is_due(&SinceSnapshot {
+            entries: applied - last_index,
+            data_bytes: state.applied_bytes,
+            elapsed: state.recorded_at.unwrap_or(self.started).elapsed(),
+            quiet: state
+                .applied_at
+                .map_or(Duration::ZERO, |applied_at| applied_at.elapsed()),
+        })
     }
 }
 
