@@ -11,12 +11,20 @@ pub const MESSAGE_TIMEOUT_MS: u64 = 30_000;
 /// How long one produce or fetch request may take before it is retried (a paused broker must
 /// not hold a request for the whole message timeout).
 pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
-/// The client queue of an unthrottled (`rate: 0`) producer, in KiB: enough to keep every
-/// partition's pipeline full, small enough that a message waits seconds in it, never the
-/// whole `MESSAGE_TIMEOUT_MS` (librdkafka's default of 1 GiB did: messages then timed out
-/// in flight, and librdkafka re-sends the rest under a bumped epoch, which stores them
-/// twice; see librdkafka issue 4953).
-pub const UNTHROTTLED_QUEUE_KIB: u64 = 32 * 1024;
+/// The client queue of an unthrottled (`rate: 0`) producer, in KiB: with
+/// [`UNTHROTTLED_LINGER_MS`], enough to keep the pipelines of a cluster on this machine full
+/// (about 100 ms of its throughput for two producers), small enough that a message waits a
+/// fraction of a second in it, never the whole `MESSAGE_TIMEOUT_MS` (librdkafka's default of
+/// 1 GiB did: messages then timed out in flight, and librdkafka re-sends the rest under a
+/// bumped epoch, which stores them twice; see librdkafka issue 4953).
+pub const UNTHROTTLED_QUEUE_KIB: u64 = 4 * 1024;
+/// How long an unthrottled producer lets a batch fill, and how large it may grow. An
+/// idempotent librdkafka producer has at most 5 requests in flight per partition; with a
+/// batch always waiting and a round trip longer than 5 x `linger.ms`, its broker threads poll
+/// without a timeout until an answer comes. With librdkafka's 5 ms that spin took about a
+/// core of this two-core machine from the brokers it measured.
+pub const UNTHROTTLED_LINGER_MS: u64 = 50;
+pub const UNTHROTTLED_BATCH_BYTES: u64 = 1_000_000;
 /// The longest wait before reconnecting to a broker that went away (librdkafka's default of
 /// 10 s would hide a restarted broker for that long).
 pub const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
@@ -48,10 +56,13 @@ pub fn producer_config(bootstrap: &str, producer: &Producer) -> ClientConfig {
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
         .set("request.timeout.ms", REQUEST_TIMEOUT_MS.to_string());
     if producer.rate == 0 {
-        config.set(
-            "queue.buffering.max.kbytes",
-            UNTHROTTLED_QUEUE_KIB.to_string(),
-        );
+        config
+            .set(
+                "queue.buffering.max.kbytes",
+                UNTHROTTLED_QUEUE_KIB.to_string(),
+            )
+            .set("linger.ms", UNTHROTTLED_LINGER_MS.to_string())
+            .set("batch.size", UNTHROTTLED_BATCH_BYTES.to_string());
     }
     for (key, value) in &producer.config {
         config.set(key, value);
@@ -129,13 +140,17 @@ mod tests {
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("compression.type"), Some("zstd"));
         assert_eq!(config.get("linger.ms"), Some("7"));
+        assert_eq!(config.get("batch.size"), Some("1000000"));
         assert_eq!(config.get("message.timeout.ms"), Some("9000"));
         assert_eq!(config.get("request.timeout.ms"), Some("5000"));
         let throttled = Producer {
             rate: 100,
+            config: BTreeMap::new(),
             ..producer()
         };
         let config = producer_config("127.0.0.1:9092", &throttled);
         assert_eq!(config.get("queue.buffering.max.kbytes"), None);
+        assert_eq!(config.get("linger.ms"), None);
+        assert_eq!(config.get("batch.size"), None);
     }
 }
