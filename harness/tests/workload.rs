@@ -72,7 +72,11 @@ fn a_healthy_broker_loses_duplicates_and_reorders_nothing() {
     let window_end = clock.measured_start + workload.duration;
     std::thread::sleep(window_end.saturating_duration_since(Instant::now()));
     let live = running.progress();
-    assert!(live.sent >= 3_900, "{live:?}");
+    // 2 x 500 msg/s over 4 s is 4,000; each producer's schedule starts once its client is
+    // ready and has the topic's metadata, which on a loaded machine (a debug build, tests in
+    // parallel) took 0.1 s (3,899 sent). A producer that stalls or runs at the wrong rate
+    // still falls far below this.
+    assert!(live.sent >= 3_700, "{live:?}");
     running.stop_producers();
     assert!(
         running.drain_consumers(Duration::from_secs(30)),

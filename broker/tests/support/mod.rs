@@ -85,16 +85,23 @@ impl BrokerProcess {
         Self::start_with_env(data_dir, &[])
     }
 
+    /// A broker alone, with its own object store beside its data directory (`env` may name
+    /// another): the default, `object-store` in the data directory's parent, would be shared
+    /// by every test whose data directory is a temporary directory, and a broker starting on
+    /// an empty data directory restores whatever snapshots it finds there.
     pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> BrokerProcess {
+        let object_store = data_dir.with_extension("object-store");
+        let mut extra_env = vec![(
+            "OBJECT_STORE_PATH".to_string(),
+            object_store.display().to_string(),
+        )];
+        extra_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut broker = BrokerProcess {
             data_dir: data_dir.to_path_buf(),
             kafka_port: free_port(),
             metrics_port: free_port(),
             raft_port: free_port(),
-            extra_env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            extra_env,
             node_id: 1,
             peers: String::new(),
             child: None,
