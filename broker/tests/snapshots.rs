@@ -86,13 +86,9 @@ fn metric(broker: &BrokerProcess, name: &str) -> f64 {
         .sum()
 }
 
-/// Per partition group on one node, in label order: (entries held in the Raft log, last index).
-fn raft_log_of_partitions(broker: &BrokerProcess) -> Vec<(f64, f64)> {
-    raft_log_of_topic(broker, TOPIC)
-}
-
-/// [`raft_log_of_partitions`] for `topic`.
-fn raft_log_of_topic(broker: &BrokerProcess, topic: &str) -> Vec<(f64, f64)> {
+/// Per partition group of `topic` on one node, in label order: (entries held in the Raft log,
+/// last index).
+fn raft_log_of_partitions(broker: &BrokerProcess, topic: &str) -> Vec<(f64, f64)> {
     let text = broker.http_get("/metrics").unwrap_or_default();
     let topic_label = format!("topic=\"{topic}\"");
     let sample = |name: &str| -> BTreeMap<String, f64> {
@@ -118,7 +114,7 @@ fn highest_log_ends(brokers: &[BrokerProcess]) -> Vec<f64> {
     std::thread::sleep(Duration::from_millis(1_100));
     let mut ends = vec![0.0_f64; PARTITIONS as usize];
     for broker in brokers {
-        let groups = raft_log_of_partitions(broker);
+        let groups = raft_log_of_partitions(broker, TOPIC);
         assert_eq!(groups.len(), ends.len(), "every node reports every group");
         for (end, (_, last)) in ends.iter_mut().zip(groups) {
             *end = (*end).max(last);
@@ -224,7 +220,7 @@ async fn a_partition_that_went_quiet_is_snapshotted() {
             kafka::produce_keyed(&producer, topic, batch).await;
         }
     }
-    let held = |topic: &str| raft_log_of_topic(&broker, topic)[0];
+    let held = |topic: &str| raft_log_of_partitions(&broker, topic)[0];
     // The gauges are published every 250 ms.
     std::thread::sleep(Duration::from_millis(300));
     let (large_held, large_last) = held("quiet-large");
@@ -267,7 +263,7 @@ async fn a_follower_behind_a_compacted_log_installs_its_leaders_snapshot() {
         acked.extend(produce(&producer, next, 500).await);
         next += 500;
         let compacted_past_node_3 = brokers[..2].iter().all(|broker| {
-            let groups = raft_log_of_partitions(broker);
+            let groups = raft_log_of_partitions(broker, TOPIC);
             groups.len() == node_3_ends.len()
                 && groups
                     .iter()
