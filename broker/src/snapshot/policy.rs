@@ -113,6 +113,31 @@ impl SnapshotSettings {
     }
 }
 
+/// A group due for a snapshot, with the data it applied since its last one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DueGroup {
+    pub group: u64,
+    /// The index its snapshot would be cut at.
+    pub applied_index: u64,
+    pub data_bytes: u64,
+}
+
+/// Which due groups start a snapshot now, given `free_slots` under the work bound: the ones
+/// furthest behind first. Taken in a fixed order (by group id), a node that leads more busy
+/// groups than it has slots would hand every free slot to its first groups and starve the
+/// last ones, whose Raft logs then grow without bound and pin the log files of every group.
+pub fn furthest_behind_first(mut due: Vec<DueGroup>, free_slots: u64) -> Vec<DueGroup> {
+    due.sort_by(|left, right| {
+        right
+            .data_bytes
+            .cmp(&left.data_bytes)
+            .then(left.group.cmp(&right.group))
+    });
+    due.into_iter()
+        .take(usize::try_from(free_slots).unwrap_or(usize::MAX))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +205,30 @@ mod tests {
             ..settings
         };
         assert!(!off.is_due(&quiet(IDLE_SNAPSHOT_MIN_BYTES, 600)));
+    }
+    #[test]
+    fn the_groups_furthest_behind_take_the_free_slots() {
+        let due = |group, data_bytes| DueGroup {
+            group,
+            applied_index: group * 100,
+            data_bytes,
+        };
+        let groups = vec![
+            due(1, 9 << 20),
+            due(7, 40 << 20),
+            due(4, 9 << 20),
+            due(8, 12 << 20),
+        ];
+        let chosen = |free_slots| -> Vec<u64> {
+            furthest_behind_first(groups.clone(), free_slots)
+                .iter()
+                .map(|due| due.group)
+                .collect()
+        };
+        assert_eq!(chosen(2), vec![7, 8]);
+        // Equal backlogs go by group id, so the choice is repeatable.
+        assert_eq!(chosen(4), vec![7, 8, 1, 4]);
+        assert_eq!(chosen(9), vec![7, 8, 1, 4]);
+        assert!(chosen(0).is_empty());
     }
 }

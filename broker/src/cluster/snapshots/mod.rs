@@ -39,7 +39,7 @@ use crate::snapshot::manifest::Manifest;
 use crate::snapshot::metadata_image::{self, MetadataCheckpoint, MetadataImage};
 use crate::snapshot::objects::SnapshotObjects;
 use crate::snapshot::partition_image::{self, PartitionCut};
-use crate::snapshot::policy::{SinceSnapshot, SnapshotSettings};
+use crate::snapshot::policy::{furthest_behind_first, DueGroup, SinceSnapshot, SnapshotSettings};
 use crate::snapshot::retention::enforce_retention;
 use crate::snapshot::staging::{raft_snapshot, stage_with_fallback, Staged, StagingArea};
 
@@ -210,6 +210,7 @@ impl RaftLoop {
             return;
         }
         let groups: Vec<u64> = self.multi.group_ids().collect();
+        let mut due_partitions = Vec::new();
         for group in groups {
             self.compact_group(group);
             let Some(status) = self.multi.status(group) else {
@@ -234,13 +235,21 @@ impl RaftLoop {
                 continue;
             }
             let due = self.snapshots.is_due(state, recorded, status.applied);
-            if due
-                && status.role == StateRole::Leader
-                && !uploading
-                && self.snapshots.can_start_work()
-            {
-                self.take_partition_snapshot(group, status.applied);
+            if due && status.role == StateRole::Leader && !uploading {
+                due_partitions.push(DueGroup {
+                    group,
+                    applied_index: status.applied,
+                    data_bytes: state.applied_bytes,
+                });
             }
+        }
+        let free_slots = self
+            .snapshots
+            .settings
+            .max_concurrent
+            .saturating_sub(self.snapshots.running);
+        for due in furthest_behind_first(due_partitions, free_slots) {
+            self.take_partition_snapshot(due.group, due.applied_index);
         }
     }
 
