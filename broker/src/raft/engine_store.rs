@@ -6,9 +6,19 @@
 //! that, raft-engine's purge of a log that is never compacted (snapshots disabled) copies the
 //! oldest entries of every busy group into its rewrite files, again and again: work that
 //! frees nothing.
+//!
+//! While groups are being written, a purge also waits until the log has grown to
+//! [`PURGE_GROWTH_FACTOR`] times what it held after the last one. Every purge rewrites the
+//! entries each group still holds in the oldest 70% of the files, when that is fewer than 32
+//! entries: raft-engine's rule for small, idle groups. Our entries are produce batches of up
+//! to a megabyte and a busy group holds a few dozen, so purging every second copied most
+//! groups' live tails on every purge: in `snapshot-overhead`, more bytes rewritten than a
+//! third of all bytes written. Purged after the log grew well past its live tails, those
+//! tails sit in the newest files and nothing is rewritten. Once appends stop, the next purge
+//! runs whatever the size, so a quiet log shrinks to the purge threshold.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
@@ -19,6 +29,12 @@ const HARD_STATE_KEY: &[u8] = b"hard_state";
 const CONF_STATE_KEY: &[u8] = b"conf_state";
 const TRUNCATED_KEY: &[u8] = b"truncated";
 const SNAPSHOT_KEY: &[u8] = b"snapshot";
+
+/// Below this size raft-engine purges nothing: the floor of a quiet log's disk use.
+pub const PURGE_THRESHOLD_BYTES: u64 = 16 * 1024 * 1024;
+/// While appends go on, a purge waits until the log holds this many times what it held after
+/// the last purge (and at least the threshold).
+pub const PURGE_GROWTH_FACTOR: u64 = 3;
 
 #[derive(Clone)]
 pub struct EntryCodec;
@@ -35,6 +51,10 @@ pub struct EngineLogStore {
     engine: Engine,
     /// Whether entries were compacted or a group removed since the last purge.
     released_since_purge: AtomicBool,
+    /// Whether entries were appended since the last call of [`EngineLogStore::purge`].
+    appended_since_purge_check: AtomicBool,
+    /// The log's size after the last purge, at least [`PURGE_THRESHOLD_BYTES`].
+    used_after_purge_bytes: AtomicU64,
 }
 
 fn engine_error(error: impl std::fmt::Display) -> StoreError {
@@ -48,10 +68,9 @@ impl EngineLogStore {
             // A torn tail is what a crash mid-write leaves; it was never acknowledged.
             recovery_mode: RecoveryMode::TolerateTailCorruption,
             // Small files and a low purge threshold: once groups compact their logs, disk use
-            // follows the live tail rather than everything ever written. (Below the threshold
-            // the engine purges nothing, so it is also the floor of a quiet log.)
+            // follows the live tail rather than everything ever written.
             target_file_size: ReadableSize::mb(8),
-            purge_threshold: ReadableSize::mb(16),
+            purge_threshold: ReadableSize(PURGE_THRESHOLD_BYTES),
             batch_compression_threshold: ReadableSize::kb(0),
             // Recycling keeps up to 1.5 x the purge threshold of purged files on disk for
             // reuse, outside the engine's used size: disk use would not follow the live tail.
@@ -63,6 +82,8 @@ impl EngineLogStore {
             engine,
             // What an earlier run compacted may not have been purged yet.
             released_since_purge: AtomicBool::new(true),
+            appended_since_purge_check: AtomicBool::new(false),
+            used_after_purge_bytes: AtomicU64::new(PURGE_THRESHOLD_BYTES),
         })
     }
 }
@@ -143,6 +164,7 @@ impl RaftLogStore for EngineLogStore {
     fn write(&self, batch: StoreBatch, sync: bool) -> StoreResult<()> {
         let mut log_batch = LogBatch::with_capacity(batch.groups.len());
         let mut releases = false;
+        let mut appends = false;
         for (group, write) in batch.groups {
             if let Some(snapshot) = &write.install_snapshot {
                 // Everything of the group goes, including states this write does not carry:
@@ -171,6 +193,7 @@ impl RaftLogStore for EngineLogStore {
                     .map_err(engine_error)?;
             }
             if !write.entries.is_empty() {
+                appends = true;
                 log_batch
                     .add_entries::<EntryCodec>(group, &write.entries)
                     .map_err(engine_error)?;
@@ -215,6 +238,10 @@ impl RaftLogStore for EngineLogStore {
         if releases {
             self.released_since_purge.store(true, Ordering::Release);
         }
+        if appends {
+            self.appended_since_purge_check
+                .store(true, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -234,15 +261,34 @@ impl RaftLogStore for EngineLogStore {
 
 impl EngineLogStore {
     /// Deletes log files holding only compacted entries (and rewrites the few live entries of
-    /// old files), if anything was compacted or removed since the last purge. Blocking I/O;
-    /// called periodically off the Raft loop.
+    /// old files), if anything was compacted or removed since the last purge, and either no
+    /// entries were appended since the previous call or the log grew [`PURGE_GROWTH_FACTOR`]
+    /// times (see the module documentation). Blocking I/O; called periodically off the Raft
+    /// loop.
     pub fn purge(&self) -> StoreResult<()> {
-        if !self.released_since_purge.swap(false, Ordering::AcqRel) {
+        let quiet = !self
+            .appended_since_purge_check
+            .swap(false, Ordering::AcqRel);
+        let before = self.used_bytes();
+        let grown = before
+            >= self
+                .used_after_purge_bytes
+                .load(Ordering::Acquire)
+                .saturating_mul(PURGE_GROWTH_FACTOR);
+        if !(quiet || grown) || !self.released_since_purge.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
         if let Err(error) = self.engine.purge_expired_files() {
             self.released_since_purge.store(true, Ordering::Release);
             return Err(engine_error(error));
+        }
+        // A purge that freed nothing was held back by a group that had not compacted yet (or
+        // by entries it has just rewritten out of the oldest file): its size says nothing
+        // about the live tails, and the next purge should not wait for three times that.
+        let after = self.used_bytes();
+        if after < before {
+            self.used_after_purge_bytes
+                .store(after.max(PURGE_THRESHOLD_BYTES), Ordering::Release);
         }
         Ok(())
     }
@@ -326,15 +372,20 @@ mod tests {
     fn a_purge_after_compaction_deletes_the_compacted_files() {
         let directory = tempfile::tempdir().expect("temp dir");
         let store = EngineLogStore::open(directory.path()).expect("open");
-        append(&store, 0, ENTRIES);
-        store.purge().expect("purge");
+        // 19 MiB of entries: over the threshold, under the growth factor times it.
+        let first = 300;
+        append(&store, 0, first);
         let appended = store.used_bytes();
-        compact(&store, ENTRIES - 10);
-        append(&store, ENTRIES, 10);
+        compact(&store, first - 10);
+        append(&store, first, 10);
+        // Entries were appended since the last call and the log has not grown: no purge yet.
+        store.purge().expect("purge");
+        assert!(store.used_bytes() >= appended);
+        // Nothing appended since: the log went quiet.
         store.purge().expect("purge");
         let after = store.used_bytes();
         assert!(
-            after < appended / 2,
+            after < appended,
             "{after} bytes of log left of {appended} after compacting all but 10 entries"
         );
         // The purged files are gone from the disk, not kept aside for reuse.
@@ -345,10 +396,49 @@ mod tests {
         );
         assert_eq!(
             store
-                .entries(GROUP, ENTRIES - 9, ENTRIES + 11, u64::MAX)
+                .entries(GROUP, first - 9, first + 11, u64::MAX)
                 .expect("read")
                 .len(),
             20
         );
+    }
+
+    #[test]
+    fn a_busy_log_is_purged_once_it_has_grown_well_past_its_live_tail() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let store = EngineLogStore::open(directory.path()).expect("open");
+        // 19 MiB of entries in three 8 MiB files: over the threshold, under the growth factor
+        // times it.
+        let first = 300;
+        append(&store, 0, first);
+        compact(&store, first - 10);
+        let before = store.used_bytes();
+        assert!(
+            before > PURGE_THRESHOLD_BYTES && before < PURGE_GROWTH_FACTOR * PURGE_THRESHOLD_BYTES,
+            "{before} bytes"
+        );
+        store.purge().expect("purge");
+        assert!(
+            store.used_bytes() >= before,
+            "purged while busy at {before} bytes, under {PURGE_GROWTH_FACTOR} x the threshold"
+        );
+        // Still busy, but grown past the growth factor.
+        let mut last = first;
+        while store.used_bytes() < PURGE_GROWTH_FACTOR * PURGE_THRESHOLD_BYTES {
+            append(&store, last, 10);
+            last += 10;
+        }
+        let grown = store.used_bytes();
+        store.purge().expect("purge");
+        let after = store.used_bytes();
+        assert!(
+            after < grown,
+            "{after} bytes of log left of {grown} after compacting the first {} entries",
+            first - 10
+        );
+        let kept = store
+            .entries(GROUP, first - 9, last + 1, u64::MAX)
+            .expect("read");
+        assert_eq!(kept.len() as u64, last - first + 10);
     }
 }
