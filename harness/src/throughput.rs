@@ -24,7 +24,15 @@ use hdrhistogram::Histogram;
 use std::sync::Mutex;
 
 use crate::broker_process::{bootstrap as cluster_bootstrap, find_broker_binary, start_cluster};
-use crate::workload::{PayloadBuffer, HEADER_BYTES};
+use crate::workload::{
+    unthrottled_batch_messages, KeyChooser, PartitionWindows, PayloadBuffer, HEADER_BYTES,
+    UNTHROTTLED_BATCH_BYTES, UNTHROTTLED_LINGER_MS, WINDOWED_QUEUE_KIB,
+};
+
+/// A fixed-rate producer's linger and client queue: librdkafka's default linger, and a queue
+/// that holds any backlog a stalled broker builds up during a run.
+const THROTTLED_LINGER_MS: u64 = 5;
+const THROTTLED_QUEUE_KIB: u64 = 1024 * 1024;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct ThroughputArgs {
@@ -64,9 +72,11 @@ pub struct ThroughputArgs {
     /// none | gzip | snappy | lz4 | zstd
     #[arg(long, default_value = "none")]
     pub compression: String,
-    /// How long the producer waits to fill a batch.
-    #[arg(long, default_value_t = 5)]
-    pub linger_ms: u64,
+    /// How long the producer waits to fill a batch (default: 5 ms at a fixed rate; at
+    /// `--rate 0`, the scenario runner's unthrottled settings: 50 ms, with a batch per
+    /// partition outstanding at most, so the client does not spin on full pipelines).
+    #[arg(long)]
+    pub linger_ms: Option<u64>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -104,6 +114,8 @@ struct DeliveryCounts {
     latency_us: Mutex<Histogram<u64>>,
     /// Messages meant to be sent before this are not in the histogram.
     warmup_end: Instant,
+    /// At `--rate 0`: at most a batch outstanding per partition.
+    windows: Option<PartitionWindows>,
 }
 
 struct CountingContext(Arc<DeliveryCounts>);
@@ -114,6 +126,12 @@ impl ProducerContext for CountingContext {
     /// The message's intended send time.
     type DeliveryOpaque = Box<Instant>;
     fn delivery(&self, result: &DeliveryResult<'_>, intended: Box<Instant>) {
+        if let Some(windows) = &self.0.windows {
+            let partition = match result {
+                Ok(message) | Err((_, message)) => message.partition(),
+            };
+            windows.release(partition);
+        }
         match result {
             Ok(_) => {
                 self.0.acknowledged.fetch_add(1, Ordering::Relaxed);
@@ -195,6 +213,11 @@ struct Produced {
     latency_us: Histogram<u64>,
 }
 
+/// Messages per batch, and per partition outstanding at `--rate 0`, as the scenario runner's.
+fn batch_messages(message_bytes: usize) -> u32 {
+    unthrottled_batch_messages(u32::try_from(message_bytes).unwrap_or(u32::MAX))
+}
+
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -235,15 +258,31 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
         failed: AtomicU64::new(0),
         latency_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
         warmup_end: Instant::now() + Duration::from_secs(args.warmup_seconds),
+        windows: (args.rate == 0).then(|| {
+            PartitionWindows::new(args.partitions as u32, batch_messages(args.message_bytes))
+        }),
     });
+    let (default_linger_ms, queue_kib) = if args.rate == 0 {
+        (UNTHROTTLED_LINGER_MS, WINDOWED_QUEUE_KIB)
+    } else {
+        // A fixed rate must never wait on the client's queue: that would hide a slow broker.
+        (THROTTLED_LINGER_MS, THROTTLED_QUEUE_KIB)
+    };
     let producer: ThreadedProducer<CountingContext> = client_config(bootstrap)
         .set("acks", &args.acks)
         .set("enable.idempotence", args.idempotent.to_string())
         .set("compression.codec", &args.compression)
-        .set("linger.ms", args.linger_ms.to_string())
-        .set("batch.size", "1048576")
-        .set("queue.buffering.max.kbytes", "1048576")
+        .set(
+            "linger.ms",
+            args.linger_ms.unwrap_or(default_linger_ms).to_string(),
+        )
+        .set("batch.size", UNTHROTTLED_BATCH_BYTES.to_string())
+        .set("queue.buffering.max.kbytes", queue_kib.to_string())
         .set("queue.buffering.max.messages", "1000000")
+        .set(
+            "batch.num.messages",
+            batch_messages(args.message_bytes).to_string(),
+        )
         .create_with_context(CountingContext(counts.clone()))
         .context("creating the producer")?;
     // Bench messages (each with its own filler), so compression meets realistic data.
@@ -251,6 +290,7 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
     let started = Instant::now();
     let window = Duration::from_secs(args.seconds);
     let mut sent = 0u64;
+    let mut partitions = KeyChooser::round_robin(args.partitions as u32, 0);
     while started.elapsed() < window {
         let intended = if args.rate == 0 {
             Instant::now()
@@ -261,18 +301,30 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
             }
             due
         };
-        let partition = (sent % args.partitions as u64) as i32;
-        let record =
+        let windows = counts.windows.as_ref();
+        let has_room = |partition| windows.is_none_or(|windows| windows.has_room(partition));
+        while !partitions.advance_to_accepted(has_room) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let partition = partitions.next_placement().partition.unwrap_or(0);
+        if let Some(windows) = windows {
+            windows.take(partition);
+        }
+        let mut record =
             BaseRecord::<(), [u8], Box<Instant>>::with_opaque_to(&args.topic, Box::new(intended))
                 .payload(payload.message(sent))
                 .partition(partition);
-        match producer.send(record) {
-            Ok(()) => sent += 1,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                std::thread::sleep(Duration::from_micros(200));
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((error, _)) => bail!("send failed: {error}"),
             }
-            Err((error, _)) => bail!("send failed: {error}"),
         }
+        sent += 1;
     }
     producer
         .flush(Duration::from_secs(120))

@@ -4,7 +4,7 @@
 
 use rdkafka::config::ClientConfig;
 
-use crate::scenario::{Acks, Compression, Producer};
+use crate::scenario::{Acks, Compression, Keys, Producer};
 
 /// How long librdkafka keeps retrying a message before reporting it failed.
 pub const MESSAGE_TIMEOUT_MS: u64 = 30_000;
@@ -25,6 +25,13 @@ pub const UNTHROTTLED_QUEUE_KIB: u64 = 4 * 1024;
 /// core of this two-core machine from the brokers it measured.
 pub const UNTHROTTLED_LINGER_MS: u64 = 50;
 pub const UNTHROTTLED_BATCH_BYTES: u64 = 1_000_000;
+/// The client queue of an unthrottled producer with partition windows (`window`): the windows
+/// bound what it holds to a batch per partition; this caps only topics with many partitions.
+pub const WINDOWED_QUEUE_KIB: u64 = 64 * 1024;
+/// What a record takes in a batch besides its payload (key, record header), rounded up.
+const RECORD_OVERHEAD_BYTES: u64 = 64;
+/// librdkafka's largest `batch.num.messages`.
+const MAX_BATCH_MESSAGES: u64 = 1_000_000;
 /// The longest wait before reconnecting to a broker that went away (librdkafka's default of
 /// 10 s would hide a restarted broker for that long).
 pub const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
@@ -56,18 +63,39 @@ pub fn producer_config(bootstrap: &str, producer: &Producer) -> ClientConfig {
         .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
         .set("request.timeout.ms", REQUEST_TIMEOUT_MS.to_string());
     if producer.rate == 0 {
+        let queue_kib = if uses_windows(producer) {
+            WINDOWED_QUEUE_KIB
+        } else {
+            UNTHROTTLED_QUEUE_KIB
+        };
         config
-            .set(
-                "queue.buffering.max.kbytes",
-                UNTHROTTLED_QUEUE_KIB.to_string(),
-            )
+            .set("queue.buffering.max.kbytes", queue_kib.to_string())
             .set("linger.ms", UNTHROTTLED_LINGER_MS.to_string())
             .set("batch.size", UNTHROTTLED_BATCH_BYTES.to_string());
+        if uses_windows(producer) {
+            config.set(
+                "batch.num.messages",
+                unthrottled_batch_messages(producer.message_size).to_string(),
+            );
+        }
     }
     for (key, value) in &producer.config {
         config.set(key, value);
     }
     config
+}
+
+/// Whether the producer limits itself to a batch per partition (`window`): unthrottled, and
+/// picking its partitions itself.
+pub fn uses_windows(producer: &Producer) -> bool {
+    producer.rate == 0 && producer.keys == Keys::RoundRobin
+}
+
+/// How many messages of `message_size_bytes` fill an unthrottled batch, so a full batch is
+/// counted full (`batch.num.messages`) before it reaches `batch.size`.
+pub fn unthrottled_batch_messages(message_size_bytes: u32) -> u32 {
+    let record_bytes = u64::from(message_size_bytes) + RECORD_OVERHEAD_BYTES;
+    (UNTHROTTLED_BATCH_BYTES / record_bytes).clamp(1, MAX_BATCH_MESSAGES) as u32
 }
 
 /// A group member: reads from the earliest offset, commits automatically, cooperative
@@ -109,7 +137,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::scenario::Keys;
 
     fn producer() -> Producer {
         Producer {
@@ -143,6 +170,29 @@ mod tests {
         assert_eq!(config.get("batch.size"), Some("1000000"));
         assert_eq!(config.get("message.timeout.ms"), Some("9000"));
         assert_eq!(config.get("request.timeout.ms"), Some("5000"));
+        assert_eq!(
+            config.get("batch.num.messages"),
+            None,
+            "keys: none has no windows"
+        );
+        let windowed = Producer {
+            keys: Keys::RoundRobin,
+            message_size: 1024,
+            config: BTreeMap::new(),
+            ..producer()
+        };
+        let config = producer_config("127.0.0.1:9092", &windowed);
+        assert_eq!(config.get("batch.num.messages"), Some("919"));
+        assert_eq!(
+            unthrottled_batch_messages(4_000_000),
+            1,
+            "a batch holds a message"
+        );
+        assert_eq!(unthrottled_batch_messages(0), 15_625);
+        assert_eq!(
+            config.get("queue.buffering.max.kbytes"),
+            Some(WINDOWED_QUEUE_KIB.to_string().as_str())
+        );
         let throttled = Producer {
             rate: 100,
             config: BTreeMap::new(),

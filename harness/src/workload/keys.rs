@@ -4,7 +4,8 @@
 //! - `round_robin`: the producer cycles over the topic's partitions (each instance starting at
 //!   its own, `producer id mod partitions`), naming the partition explicitly and sending the key
 //!   `partition-N` with it, so every partition gets the same share whatever partitioner the
-//!   client has configured.
+//!   client has configured. An unthrottled producer skips partitions whose window is full
+//!   (`window`), so the shares are equal while the partitions keep up.
 //! - `random`: a random 16-hex-digit key per message from the producer's seeded generator; the
 //!   client's partitioner maps it to a partition.
 
@@ -48,8 +49,29 @@ impl KeyChooser {
         Self::Random { rng, key: [0; 16] }
     }
 
+    /// Moves a round-robin cycle on to the first partition from its place that `accepts`
+    /// takes, and says whether there was one (if not, the cycle stays where it was). The other
+    /// modes do not pick partitions: for them this is always true.
+    pub fn advance_to_accepted(&mut self, accepts: impl Fn(i32) -> bool) -> bool {
+        let Self::RoundRobin {
+            keys,
+            next_partition,
+        } = self
+        else {
+            return true;
+        };
+        let count = keys.len();
+        let accepted = (0..count)
+            .map(|step| (*next_partition + step) % count)
+            .find(|&partition| accepts(partition as i32));
+        if let Some(partition) = accepted {
+            *next_partition = partition;
+        }
+        accepted.is_some()
+    }
+
     /// The next message's key and partition.
-    pub fn next(&mut self) -> Placement<'_> {
+    pub fn next_placement(&mut self) -> Placement<'_> {
         match self {
             Self::None => Placement {
                 key: None,
@@ -89,10 +111,12 @@ mod tests {
     #[test]
     fn round_robin_cycles_over_every_partition_from_the_producers_own() {
         let mut chooser = KeyChooser::round_robin(3, 4);
-        let partitions: Vec<_> = (0..6).map(|_| chooser.next().partition.unwrap()).collect();
+        let partitions: Vec<_> = (0..6)
+            .map(|_| chooser.next_placement().partition.unwrap())
+            .collect();
         assert_eq!(partitions, [1, 2, 0, 1, 2, 0]);
         assert_eq!(
-            chooser.next(),
+            chooser.next_placement(),
             Placement {
                 key: Some(b"partition-1"),
                 partition: Some(1)
@@ -101,11 +125,27 @@ mod tests {
     }
 
     #[test]
+    fn round_robin_skips_refused_partitions_and_keeps_its_place_when_all_are() {
+        let mut chooser = KeyChooser::round_robin(4, 0);
+        let open = |partition| partition != 1;
+        let partitions: Vec<_> = (0..4)
+            .map(|_| {
+                assert!(chooser.advance_to_accepted(open));
+                chooser.next_placement().partition.unwrap()
+            })
+            .collect();
+        assert_eq!(partitions, [0, 2, 3, 0]);
+        assert!(!chooser.advance_to_accepted(|_| false));
+        assert_eq!(chooser.next_placement().partition, Some(1));
+        assert!(KeyChooser::none().advance_to_accepted(|_| false));
+    }
+
+    #[test]
     fn random_keys_follow_the_seed() {
         let keys = |seed| {
             let mut chooser = KeyChooser::random(fastrand::Rng::with_seed(seed));
             (0..3)
-                .map(|_| chooser.next().key.unwrap().to_vec())
+                .map(|_| chooser.next_placement().key.unwrap().to_vec())
                 .collect::<Vec<_>>()
         };
         assert_eq!(keys(9), keys(9));
@@ -117,7 +157,7 @@ mod tests {
     fn no_keys_leave_the_partition_to_the_client() {
         let mut chooser = KeyChooser::none();
         assert_eq!(
-            chooser.next(),
+            chooser.next_placement(),
             Placement {
                 key: None,
                 partition: None

@@ -19,7 +19,8 @@
 //!
 //! Module map: `clock` (the run's time axis), `payload` (the message format), `keys` (keys and
 //! partitions), `client` (librdkafka settings), `counter` (per-thread counters), `producer`,
-//! `consumer`, `drain` (when a group has what it is owed), `records` (what a run leaves behind),
+//! `window` (per-partition windows of unthrottled producers), `consumer`, `drain` (when a group
+//! has what it is owed), `records` (what a run leaves behind),
 //! `final_read`.
 //!
 //! Deliberately left out: creating topics and judging; the runner and `analysis` do those.
@@ -34,6 +35,7 @@ mod keys;
 mod payload;
 mod producer;
 mod records;
+mod window;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,15 +43,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-pub use client::{MESSAGE_TIMEOUT_MS, REQUEST_TIMEOUT_MS};
+pub use client::{
+    unthrottled_batch_messages, MESSAGE_TIMEOUT_MS, REQUEST_TIMEOUT_MS, UNTHROTTLED_BATCH_BYTES,
+    UNTHROTTLED_LINGER_MS, WINDOWED_QUEUE_KIB,
+};
 pub use clock::RunClock;
 pub use final_read::final_read;
+pub use keys::KeyChooser;
 pub use payload::{decode, MessageId, PayloadBuffer, HEADER_BYTES, MAGIC};
 pub use producer::FLUSH_TIMEOUT_MS;
 pub use records::{
     Acknowledgement, ConsumedRecord, ConsumerSummary, Failure, FinalRead, GroupSummary,
     PartitionExtent, ProducerSummary, ReadRecord, Records, TopicIndex,
 };
+pub use window::PartitionWindows;
 
 use consumer::{ConsumerInstance, ConsumerPlan};
 use drain::{is_drained, merge_maximum, Owed};

@@ -12,13 +12,17 @@
 //! payload. Delivery reports arrive on the producer's polling thread and go into this
 //! instance's own log (a mutex that only that thread takes until the run ends).
 //!
+//! An unthrottled producer with round-robin keys hands the client at most one batch per
+//! partition until it is reported (`window`), skipping partitions whose window is full; with
+//! every window full it waits, and that wait counts as latency like a full queue's.
+//!
 //! With `stop_after` the thread stops sending at that point of the measured window and waits
 //! for the run's stop. At stop the thread stops sending, flushes for at most `FLUSH_TIMEOUT_MS`, and drops the
 //! client, which purges whatever is still queued: those messages are reported failed, so every
 //! sequence number handed out ends acknowledged or failed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,19 +32,22 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use super::client::{producer_config, MESSAGE_TIMEOUT_MS};
+use super::client::{
+    producer_config, unthrottled_batch_messages, uses_windows, MESSAGE_TIMEOUT_MS,
+};
 use super::clock::RunClock;
 use super::counter::Counter;
 use super::keys::KeyChooser;
 use super::payload::{decode, MessageId, PayloadBuffer};
 use super::records::{Acknowledgement, Failure, TopicIndex};
+use super::window::PartitionWindows;
 use crate::scenario::{self, Acks, Keys};
 
 /// How long a stopping producer waits for its in-flight messages.
 pub const FLUSH_TIMEOUT_MS: u64 = MESSAGE_TIMEOUT_MS + 5_000;
 /// How long to wait for a topic's partitions to show in the metadata (round-robin keys).
 const METADATA_TIMEOUT_MS: u64 = 10_000;
-/// The pause before retrying a message the client's full queue refused.
+/// The pause before retrying a message the client's full queue (or every full window) refused.
 const QUEUE_FULL_BACKOFF_US: u64 = 200;
 /// The longest sleep of a throttled producer, so a stop is noticed quickly.
 const SLEEP_SLICE_MS: u64 = 50;
@@ -69,6 +76,9 @@ pub struct ProducerShared {
     pub failed: Counter,
     clock: RunClock,
     log: Mutex<DeliveryLog>,
+    /// Per-partition windows of an unthrottled round-robin producer (set once the partition
+    /// count is known).
+    windows: OnceLock<PartitionWindows>,
 }
 
 /// Every outcome so far, plus what draining needs without scanning them.
@@ -131,6 +141,9 @@ impl ProducerContext for RecordingContext {
             Ok(message) => (message, None),
             Err((error, message)) => (message, Some(error)),
         };
+        if let Some(windows) = shared.windows.get() {
+            windows.release(message.partition());
+        }
         let Some(id) = decode(message.payload()) else {
             tracing::error!(
                 producer = shared.id,
@@ -190,6 +203,7 @@ impl ProducerInstance {
             failed: Counter::default(),
             clock,
             log: Mutex::new(DeliveryLog::default()),
+            windows: OnceLock::new(),
         });
         let client: ThreadedProducer<RecordingContext> = producer_config(bootstrap, entry)
             .create_with_context(RecordingContext(shared.clone()))
@@ -199,7 +213,13 @@ impl ProducerInstance {
             Keys::None => KeyChooser::none(),
             Keys::Random => KeyChooser::random(rng.fork()),
             Keys::RoundRobin => {
-                KeyChooser::round_robin(partition_count(&client, &entry.topic)?, plan.id)
+                let partitions = partition_count(&client, &entry.topic)?;
+                if uses_windows(entry) {
+                    let batch_messages = unthrottled_batch_messages(entry.message_size);
+                    let windows = PartitionWindows::new(partitions, batch_messages);
+                    let _ = shared.windows.set(windows);
+                }
+                KeyChooser::round_robin(partitions, plan.id)
             }
         };
         let sender = Sender {
@@ -338,7 +358,20 @@ impl Sender {
     /// Hands message `sequence` to the client, waiting out a full queue; false when stopped
     /// while waiting (the message then was not sent).
     fn send(&mut self, sequence: u64, intended_ns: i64) -> bool {
-        let placement = self.keys.next();
+        let windows = self.shared.windows.get();
+        let has_room = |partition| windows.is_none_or(|windows| windows.has_room(partition));
+        while !self.keys.advance_to_accepted(has_room) {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(QUEUE_FULL_BACKOFF_US));
+        }
+        let placement = self.keys.next_placement();
+        // Taken before the send: the report that releases it may come at once.
+        let windowed_partition = windows.zip(placement.partition);
+        if let Some((windows, partition)) = windowed_partition {
+            windows.take(partition);
+        }
         let mut record =
             BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.topic, intended_ns as usize)
                 .payload(self.payload.message(sequence));
@@ -353,12 +386,18 @@ impl Sender {
                 Ok(()) => return true,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     if self.stop.load(Ordering::Relaxed) {
+                        if let Some((windows, partition)) = windowed_partition {
+                            windows.release(partition);
+                        }
                         return false;
                     }
                     record = returned;
                     std::thread::sleep(Duration::from_micros(QUEUE_FULL_BACKOFF_US));
                 }
                 Err((error, _)) => {
+                    if let Some((windows, partition)) = windowed_partition {
+                        windows.release(partition);
+                    }
                     let message = MessageId {
                         producer: self.shared.id,
                         sequence,
