@@ -113,7 +113,8 @@ fn a_healthy_broker_loses_duplicates_and_reorders_nothing() {
         findings.measured_acknowledged
     );
     assert_eq!(findings.latency.count, findings.measured_acknowledged);
-    assert!((3_900..=4_100).contains(&counts.acknowledged), "{summary}");
+    // Everything sent, with the same late-start allowance as `live.sent` above.
+    assert!((3_700..=4_100).contains(&counts.acknowledged), "{summary}");
     assert_eq!(
         stored.records.len() as u64,
         counts.acknowledged,
