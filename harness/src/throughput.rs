@@ -291,7 +291,9 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
     let window = Duration::from_secs(args.seconds);
     let mut sent = 0u64;
     let mut partitions = KeyChooser::round_robin(args.partitions as u32, 0);
-    while started.elapsed() < window {
+    // Waits for a window or for room in the client's queue end with the producing window too,
+    // so a stalled broker cannot hold the tool past it.
+    'sending: while started.elapsed() < window {
         let intended = if args.rate == 0 {
             Instant::now()
         } else {
@@ -304,6 +306,9 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
         let windows = counts.windows.as_ref();
         let has_room = |partition| windows.is_none_or(|windows| windows.has_room(partition));
         while !partitions.advance_to_accepted(has_room) {
+            if started.elapsed() >= window {
+                break 'sending;
+            }
             std::thread::sleep(Duration::from_micros(200));
         }
         let partition = partitions.next_placement().partition.unwrap_or(0);
@@ -318,6 +323,12 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
             match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    if started.elapsed() >= window {
+                        if let Some(windows) = windows {
+                            windows.release(partition);
+                        }
+                        break 'sending;
+                    }
                     record = returned;
                     std::thread::sleep(Duration::from_micros(200));
                 }
