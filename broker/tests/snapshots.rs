@@ -196,6 +196,21 @@ fn chunk_objects(store: &Path) -> Vec<PathBuf> {
     chunks
 }
 
+/// Whether some partition group has a complete snapshot in the store: chunks, and the
+/// manifest that is written after them.
+fn has_partition_snapshot(store: &Path) -> bool {
+    let Ok(groups) = std::fs::read_dir(store.join("groups")) else {
+        return false;
+    };
+    groups.flatten().any(|group| {
+        let holds_any = |name: &str| {
+            std::fs::read_dir(group.path().join(name))
+                .is_ok_and(|mut entries| entries.next().is_some())
+        };
+        holds_any("chunks") && holds_any("snapshots")
+    })
+}
+
 /// A partition that went quiet with over 1 MiB since its last snapshot is snapshotted and its
 /// log compacted, with no threshold reached; one that went quiet with less keeps its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,9 +336,13 @@ async fn a_wiped_node_restores_from_the_object_store_and_catches_up() {
     create_topic(&bootstrap).await;
     let producer = producer(&bootstrap);
     let mut acked = produce(&producer, 0, 2000).await;
-    wait_until("snapshots exist", Duration::from_secs(30), || {
-        !chunk_objects(&object_store(directory.path())).is_empty()
-    });
+    // A complete snapshot, not only its first chunks: a node wiped before the manifest is
+    // written finds nothing to restore and catches up from its leader instead.
+    wait_until(
+        "a partition snapshot exists",
+        Duration::from_secs(30),
+        || has_partition_snapshot(&object_store(directory.path())),
+    );
     brokers[1].kill();
     std::fs::remove_dir_all(&brokers[1].data_dir).unwrap();
     brokers[1].restart();
