@@ -17,6 +17,7 @@ pub mod group;
 pub mod handlers;
 pub mod metrics;
 pub mod misbehaviour;
+pub mod page_cache;
 pub mod partition;
 pub mod producer_ids;
 pub mod raft;

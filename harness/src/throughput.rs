@@ -51,6 +51,12 @@ pub struct ThroughputArgs {
     /// Total messages per second to offer; 0 = as fast as acknowledged.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Producer clients, each on its own thread with its own connections, sharing the rate.
+    /// At `--rate 0` each keeps its own batch per partition outstanding: an idempotent
+    /// librdkafka producer has one request in flight per partition, so one client measures
+    /// its round trip as much as the brokers.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub producers: u32,
     #[arg(long, default_value = "throughput")]
     pub topic: String,
     #[arg(long, default_value_t = 8)]
@@ -87,6 +93,7 @@ pub struct ThroughputReport {
     pub nodes: u64,
     pub replication_factor: i32,
     pub rate: u64,
+    pub producers: u32,
     pub partitions: i32,
     pub message_bytes: usize,
     pub acks: String,
@@ -114,11 +121,14 @@ struct DeliveryCounts {
     latency_us: Mutex<Histogram<u64>>,
     /// Messages meant to be sent before this are not in the histogram.
     warmup_end: Instant,
-    /// At `--rate 0`: at most a batch outstanding per partition.
-    windows: Option<PartitionWindows>,
 }
 
-struct CountingContext(Arc<DeliveryCounts>);
+/// One producer's delivery reports: the shared counts, and its own partition windows (at
+/// `--rate 0`: at most a batch outstanding per partition).
+struct CountingContext {
+    counts: Arc<DeliveryCounts>,
+    windows: Option<Arc<PartitionWindows>>,
+}
 
 impl ClientContext for CountingContext {}
 
@@ -126,7 +136,7 @@ impl ProducerContext for CountingContext {
     /// The message's intended send time.
     type DeliveryOpaque = Box<Instant>;
     fn delivery(&self, result: &DeliveryResult<'_>, intended: Box<Instant>) {
-        if let Some(windows) = &self.0.windows {
+        if let Some(windows) = &self.windows {
             let partition = match result {
                 Ok(message) | Err((_, message)) => message.partition(),
             };
@@ -134,16 +144,16 @@ impl ProducerContext for CountingContext {
         }
         match result {
             Ok(_) => {
-                self.0.acknowledged.fetch_add(1, Ordering::Relaxed);
-                if *intended < self.0.warmup_end {
+                self.counts.acknowledged.fetch_add(1, Ordering::Relaxed);
+                if *intended < self.counts.warmup_end {
                     return;
                 }
                 let latency_us = intended.elapsed().as_micros() as u64;
-                let mut histogram = self.0.latency_us.lock().expect("histogram lock");
+                let mut histogram = self.counts.latency_us.lock().expect("histogram lock");
                 let _ = histogram.record(latency_us.max(1));
             }
             Err(_) => {
-                self.0.failed.fetch_add(1, Ordering::Relaxed);
+                self.counts.failed.fetch_add(1, Ordering::Relaxed);
             }
         };
     }
@@ -187,6 +197,7 @@ pub fn run(args: &ThroughputArgs) -> anyhow::Result<ThroughputReport> {
         },
         replication_factor,
         rate: args.rate,
+        producers: args.producers,
         partitions: args.partitions,
         message_bytes: args.message_bytes,
         acks: args.acks.clone(),
@@ -258,15 +269,62 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
         failed: AtomicU64::new(0),
         latency_us: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
         warmup_end: Instant::now() + Duration::from_secs(args.warmup_seconds),
-        windows: (args.rate == 0).then(|| {
-            PartitionWindows::new(args.partitions as u32, batch_messages(args.message_bytes))
-        }),
+    });
+    let started = Instant::now();
+    let sent: u64 = std::thread::scope(|scope| {
+        let producers: Vec<_> = (0..args.producers)
+            .map(|index| {
+                let counts = counts.clone();
+                std::thread::Builder::new()
+                    .name(format!("producer-{index}"))
+                    .spawn_scoped(scope, move || {
+                        produce_one(bootstrap, args, index, counts, started)
+                    })
+                    .expect("spawning a producer thread")
+            })
+            .collect();
+        producers
+            .into_iter()
+            .map(|producer| producer.join().expect("a producer thread panicked"))
+            .sum::<anyhow::Result<u64>>()
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let failed = counts.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} of {sent} messages were not acknowledged");
+    }
+    let latency_us = counts.latency_us.lock().expect("histogram lock").clone();
+    Ok(Produced {
+        acknowledged: counts.acknowledged.load(Ordering::Relaxed),
+        seconds,
+        latency_us,
+    })
+}
+
+/// Producer `index` of `args.producers`: sends its share of the rate for `args.seconds` from
+/// `started`, then flushes. Returns how many messages it sent.
+fn produce_one(
+    bootstrap: &str,
+    args: &ThroughputArgs,
+    index: u32,
+    counts: Arc<DeliveryCounts>,
+    started: Instant,
+) -> anyhow::Result<u64> {
+    let windows = (args.rate == 0).then(|| {
+        Arc::new(PartitionWindows::new(
+            args.partitions as u32,
+            batch_messages(args.message_bytes),
+        ))
     });
     let (default_linger_ms, queue_kib) = if args.rate == 0 {
         (UNTHROTTLED_LINGER_MS, WINDOWED_QUEUE_KIB)
     } else {
         // A fixed rate must never wait on the client's queue: that would hide a slow broker.
         (THROTTLED_LINGER_MS, THROTTLED_QUEUE_KIB)
+    };
+    let context = CountingContext {
+        counts,
+        windows: windows.clone(),
     };
     let producer: ThreadedProducer<CountingContext> = client_config(bootstrap)
         .set("acks", &args.acks)
@@ -283,27 +341,31 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
             "batch.num.messages",
             batch_messages(args.message_bytes).to_string(),
         )
-        .create_with_context(CountingContext(counts.clone()))
+        .create_with_context(context)
         .context("creating the producer")?;
     // Bench messages (each with its own filler), so compression meets realistic data.
-    let mut payload = PayloadBuffer::new(0, args.message_bytes, &mut fastrand::Rng::with_seed(1));
-    let started = Instant::now();
+    let mut payload = PayloadBuffer::new(
+        index,
+        args.message_bytes,
+        &mut fastrand::Rng::with_seed(1 + u64::from(index)),
+    );
+    let rate = args.rate as f64 / f64::from(args.producers);
     let window = Duration::from_secs(args.seconds);
     let mut sent = 0u64;
-    let mut partitions = KeyChooser::round_robin(args.partitions as u32, 0);
+    let mut partitions = KeyChooser::round_robin(args.partitions as u32, index);
+    let windows = windows.as_deref();
     // Waits for a window or for room in the client's queue end with the producing window too,
     // so a stalled broker cannot hold the tool past it.
     'sending: while started.elapsed() < window {
         let intended = if args.rate == 0 {
             Instant::now()
         } else {
-            let due = started + Duration::from_secs_f64(sent as f64 / args.rate as f64);
+            let due = started + Duration::from_secs_f64(sent as f64 / rate);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
             due
         };
-        let windows = counts.windows.as_ref();
         let has_room = |partition| windows.is_none_or(|windows| windows.has_room(partition));
         while !partitions.advance_to_accepted(has_room) {
             if started.elapsed() >= window {
@@ -340,17 +402,7 @@ fn produce(bootstrap: &str, args: &ThroughputArgs) -> anyhow::Result<Produced> {
     producer
         .flush(Duration::from_secs(120))
         .context("flushing the producer")?;
-    let seconds = started.elapsed().as_secs_f64();
-    let failed = counts.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        bail!("{failed} of {sent} messages were not acknowledged");
-    }
-    let latency_us = counts.latency_us.lock().expect("histogram lock").clone();
-    Ok(Produced {
-        acknowledged: counts.acknowledged.load(Ordering::Relaxed),
-        seconds,
-        latency_us,
-    })
+    Ok(sent)
 }
 
 fn consume(bootstrap: &str, args: &ThroughputArgs, expected: u64) -> anyhow::Result<(u64, f64)> {
@@ -398,8 +450,9 @@ pub fn print_report(report: &ThroughputReport, as_json: bool) {
         return;
     }
     println!(
-        "produce: {} messages of {} B, {} partitions, {} node(s), RF={}, acks={}, idempotent={}: {:.0} msg/s, {:.1} MB/s",
+        "produce: {} messages of {} B from {} producer(s), {} partitions, {} node(s), RF={}, acks={}, idempotent={}: {:.0} msg/s, {:.1} MB/s",
         report.produced_messages,
+        report.producers,
         report.message_bytes,
         report.partitions,
         report.nodes,

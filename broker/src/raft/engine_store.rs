@@ -17,11 +17,13 @@
 //! tails sit in the newest files and nothing is rewritten. Once appends stop, the next purge
 //! runs whatever the size, so a quiet log shrinks to the purge threshold.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
-use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
+use raft_engine::{
+    internals::LogQueue, Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode,
+};
 
 use super::log_store::{RaftLogStore, StoreBatch, StoreError, StoreResult, TruncatedState};
 
@@ -49,6 +51,9 @@ impl MessageExt for EntryCodec {
 
 pub struct EngineLogStore {
     engine: Engine,
+    directory: PathBuf,
+    /// Files of the append queue below this sequence number have left the page cache.
+    released_below_file: AtomicU64,
     /// Whether entries were compacted or a group removed since the last purge.
     released_since_purge: AtomicBool,
     /// Whether entries were appended since the last call of [`EngineLogStore::purge`].
@@ -81,6 +86,8 @@ impl EngineLogStore {
         let engine = Engine::open(config).map_err(engine_error)?;
         Ok(EngineLogStore {
             engine,
+            directory: directory.to_path_buf(),
+            released_below_file: AtomicU64::new(0),
             // What an earlier run compacted may not have been purged yet.
             released_since_purge: AtomicBool::new(true),
             appended_since_purge_check: AtomicBool::new(false),
@@ -267,6 +274,7 @@ impl EngineLogStore {
     /// times (see the module documentation). Blocking I/O; called periodically off the Raft
     /// loop.
     pub fn purge(&self) -> StoreResult<()> {
+        self.release_written_files();
         let quiet = !self
             .appended_since_purge_check
             .swap(false, Ordering::AcqRel);
@@ -292,6 +300,22 @@ impl EngineLogStore {
                 .store(after.max(PURGE_THRESHOLD_BYTES), Ordering::Release);
         }
         Ok(())
+    }
+}
+
+impl EngineLogStore {
+    /// Drops from the page cache every file raft-engine has finished writing (every file of
+    /// the append queue but the newest): each write was synced, and readers go to the entry
+    /// cache first (see `crate::page_cache`). Each file once.
+    fn release_written_files(&self) {
+        let (first, newest) = self.engine.file_span(LogQueue::Append);
+        let from = first.max(self.released_below_file.load(Ordering::Acquire));
+        for sequence in from..newest {
+            crate::page_cache::release_file(
+                &self.directory.join(format!("{sequence:016}.raftlog")),
+            );
+        }
+        self.released_below_file.fetch_max(newest, Ordering::AcqRel);
     }
 }
 
@@ -401,6 +425,46 @@ mod tests {
                 .expect("read")
                 .len(),
             20
+        );
+    }
+
+    #[test]
+    fn files_the_engine_has_moved_past_leave_the_page_cache() {
+        let directory = crate::page_cache::residency::disk_directory();
+        let store = EngineLogStore::open(directory.path()).expect("open");
+        append(&store, 0, 300);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(directory.path())
+            .expect("list the store")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| path.to_string_lossy().ends_with(".raftlog"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 3, "{files:?}");
+        // The broker's writes are synced; these were not.
+        for file in &files {
+            std::fs::File::open(file)
+                .and_then(|file| file.sync_data())
+                .expect("sync");
+        }
+        store.purge().expect("purge");
+        let (newest, written) = files.split_last().expect("files");
+        for file in written {
+            let cached = crate::page_cache::residency::cached_pages(file);
+            assert!(
+                cached.iter().all(|page| !*page),
+                "{} still cached",
+                file.display()
+            );
+        }
+        let cached = crate::page_cache::residency::cached_pages(newest);
+        assert!(
+            cached.iter().any(|page| *page),
+            "the newest file stays cached"
+        );
+        // Entries come back from the disk.
+        assert_eq!(
+            store.entries(GROUP, 1, 301, u64::MAX).expect("read").len(),
+            300
         );
     }
 

@@ -15,12 +15,14 @@
 //! cloud stores promise it; the local backend gets it from `object_store`'s `LocalFileSystem`,
 //! which writes a staging file beside the target (`<key>#<n>`) and renames it into place, and
 //! which we open with fsync on, so a put that returned is on disk (file and directory entry).
-//! Staging files a crash leaves behind are never listed or read as objects.
+//! Staging files a crash leaves behind are never listed or read as objects. A local object,
+//! synced once put, leaves the page cache (see `crate::page_cache`): it is read only by a
+//! node restoring or catching up.
 //!
 //! Left out: multipart uploads (objects are small enough to be one request: snapshot chunks are
 //! written whole), conditional puts, and retries beyond `object_store`'s own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -70,6 +72,8 @@ pub struct SnapshotObjects {
     prefix: String,
     /// Where the store is, without the prefix: `local:/dir`, `memory:`, `s3://bucket`, ...
     location: String,
+    /// The local backend's directory (objects are files under it, at their full key).
+    local_directory: Option<PathBuf>,
 }
 
 impl SnapshotObjects {
@@ -80,6 +84,7 @@ impl SnapshotObjects {
         data_dir: &Path,
     ) -> Result<SnapshotObjects, ObjectError> {
         let prefix = normalise_prefix(&settings.prefix)?;
+        let mut local_directory = None;
         let (store, location): (Arc<dyn ObjectStore>, String) = match settings.backend {
             Backend::Local => {
                 let directory = settings.local_path(data_dir);
@@ -98,6 +103,7 @@ impl SnapshotObjects {
                     })?
                     .with_fsync(true);
                 let canonical = std::fs::canonicalize(&directory).unwrap_or(directory);
+                local_directory = Some(canonical.clone());
                 (Arc::new(store), format!("local:{}", canonical.display()))
             }
             Backend::Memory => (Arc::new(InMemory::new()), "memory:".to_string()),
@@ -143,6 +149,7 @@ impl SnapshotObjects {
             store,
             prefix,
             location,
+            local_directory,
         })
     }
 
@@ -152,6 +159,7 @@ impl SnapshotObjects {
             store: Arc::new(InMemory::new()),
             prefix: String::new(),
             location: "memory:".to_string(),
+            local_directory: None,
         }
     }
 
@@ -172,8 +180,14 @@ impl SnapshotObjects {
         self.store
             .put(&path, PutPayload::from_bytes(bytes))
             .await
-            .map(|_| ())
-            .map_err(|error| self.error("put", key, error))
+            .map_err(|error| self.error("put", key, error))?;
+        if let Some(directory) = &self.local_directory {
+            let file = directory.join(path.as_ref());
+            // Advice only; a failed task changes nothing.
+            let _ =
+                tokio::task::spawn_blocking(move || crate::page_cache::release_file(&file)).await;
+        }
+        Ok(())
     }
 
     /// The whole object `key`; [`ObjectError::NotFound`] when there is none.
@@ -526,6 +540,19 @@ mod tests {
             ..shared
         };
         check_prefix_isolation(&first, &second).await;
+    }
+
+    #[tokio::test]
+    async fn a_local_object_leaves_the_page_cache_once_put() {
+        let directory = crate::page_cache::residency::disk_directory();
+        let objects = local(directory.path(), "cluster");
+        let bytes = Bytes::from(vec![3u8; 1024 * 1024]);
+        objects.put("groups/1/chunk", bytes.clone()).await.unwrap();
+        let file = directory.path().join("cluster/groups/1/chunk");
+        let cached = crate::page_cache::residency::cached_pages(&file);
+        assert_eq!(cached.len(), 256);
+        assert!(cached.iter().all(|page| !*page));
+        assert_eq!(objects.get("groups/1/chunk").await.unwrap(), bytes);
     }
 
     #[tokio::test]

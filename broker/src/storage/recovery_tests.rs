@@ -246,3 +246,56 @@ fn a_failed_write_leaves_the_log_consistent() {
     let log = PartitionLog::open(dir.path(), cfg).unwrap();
     assert_eq!(read_everything(&log, 1 << 20), stored);
 }
+
+/// Pages of a log file still in the page cache, by whether they lie below `boundary_bytes`.
+fn cached_below_and_above(path: &Path, boundary_bytes: u64) -> (usize, usize) {
+    let pages = crate::page_cache::residency::cached_pages(path);
+    let boundary = usize::try_from(boundary_bytes / crate::page_cache::PAGE_BYTES).unwrap();
+    let below = pages[..boundary].iter().filter(|page| **page).count();
+    let above = pages[boundary..].iter().filter(|page| **page).count();
+    (below, pages.len() - boundary - above)
+}
+
+#[test]
+fn a_sync_drops_the_synced_log_from_the_page_cache_but_its_newest_bytes() {
+    const MIB: usize = 1024 * 1024;
+    let tail = crate::page_cache::PARTITION_TAIL_CACHED_BYTES;
+    let dir = crate::page_cache::residency::disk_directory();
+    let mut log = PartitionLog::open(dir.path(), config(1 << 30, 4096)).unwrap();
+    let active = segment_file(dir.path(), 0, super::segment::LOG_SUFFIX);
+    for round in 1..=2 {
+        append_all(&mut log, (0..24).map(|_| batch(1, MIB, 1_000)).collect());
+        log.sync().unwrap();
+        let length = std::fs::metadata(&active).unwrap().len();
+        let boundary = (length - tail) / 4096 * 4096;
+        // Nothing in the tail left the cache.
+        assert_eq!(
+            cached_below_and_above(&active, boundary).1,
+            0,
+            "round {round}"
+        );
+        // Below it, at most the huge-page folios at the edges of what each sync released.
+        let edge = crate::page_cache::LARGEST_FOLIO_BYTES;
+        let (cached_below, _) = cached_below_and_above(&active, boundary);
+        assert!(
+            cached_below as u64 * 4096 <= 2 * edge,
+            "round {round}: {cached_below} pages below the tail still cached"
+        );
+    }
+
+    // A rolled segment leaves the cache whole once synced.
+    let dir = crate::page_cache::residency::disk_directory();
+    let mut log = PartitionLog::open(dir.path(), config(4 * MIB as u64, 4096)).unwrap();
+    append_all(&mut log, (0..12).map(|_| batch(1, MIB, 1_000)).collect());
+    log.sync().unwrap();
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() > 2, "{bases:?}");
+    for base in &bases[..bases.len() - 1] {
+        let sealed = segment_file(dir.path(), *base, super::segment::LOG_SUFFIX);
+        assert!(crate::page_cache::residency::cached_pages(&sealed)
+            .iter()
+            .all(|page| !*page));
+    }
+    // The data is all there.
+    assert_eq!(read_everything(&log, 1 << 24).len(), 12);
+}

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tracing::warn;
 
 use super::StorageError;
+use crate::page_cache;
 
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point";
 const RECOVERY_POINT_MAGIC: &[u8; 4] = b"CRP1";
@@ -51,6 +52,9 @@ struct SyncState {
     active_base: i64,
     /// What the recovery point file says (or the lowest value that could be on disk).
     recovery_point: i64,
+    /// The active log file whose synced pages were last dropped from the page cache, and up
+    /// to which byte (a page boundary).
+    released: Option<(PathBuf, u64)>,
 }
 
 pub(crate) struct SyncShared {
@@ -70,6 +74,7 @@ impl SyncShared {
                 dir_synced_generation: 0,
                 active_base,
                 recovery_point,
+                released: None,
             }),
         }
     }
@@ -114,19 +119,24 @@ impl SyncShared {
         state
             .pending
             .retain(|sealed| sealed.base_offset < new_active_base);
+        state.released = None;
         Ok(())
     }
 
     /// fdatasyncs pending sealed segments, the directory if needed, then `active`; then moves
-    /// the recovery point up to the oldest segment that may still be unsynced.
+    /// the recovery point up to the oldest segment that may still be unsynced. What was synced
+    /// leaves the page cache, except the newest [`page_cache::PARTITION_TAIL_CACHED_BYTES`] of
+    /// `active`.
     pub fn sync(&self, active: &File, active_path: &Path) -> Result<(), StorageError> {
         let (pending, dir_generation, dir_dirty) = {
             let state = self.state.lock();
             let dirty = state.dir_generation > state.dir_synced_generation;
             (state.pending.clone(), state.dir_generation, dirty)
         };
+        let written_bytes = active.metadata().map(|metadata| metadata.len()).ok();
         for sealed in &pending {
             sealed.sync()?;
+            page_cache::release(&sealed.log, 0, u64::MAX / 2);
         }
         if dir_dirty {
             File::open(&self.dir)
@@ -136,6 +146,9 @@ impl SyncShared {
         active
             .sync_data()
             .map_err(|error| StorageError::io("syncing", active_path, error))?;
+        if let Some(written_bytes) = written_bytes {
+            self.release_synced(active, active_path, written_bytes);
+        }
 
         let mut state = self.state.lock();
         if !pending.is_empty() {
@@ -157,6 +170,27 @@ impl SyncShared {
             }
         }
         Ok(())
+    }
+
+    /// Drops `active`'s pages below its newest cached tail, from where the last call stopped.
+    fn release_synced(&self, active: &File, active_path: &Path, synced_bytes: u64) {
+        let end = synced_bytes.saturating_sub(page_cache::PARTITION_TAIL_CACHED_BYTES)
+            / page_cache::PAGE_BYTES
+            * page_cache::PAGE_BYTES;
+        let start = {
+            let state = self.state.lock();
+            match &state.released {
+                Some((path, released)) if path == active_path => {
+                    released.saturating_sub(page_cache::LARGEST_FOLIO_BYTES)
+                }
+                _ => 0,
+            }
+        };
+        if end <= start + page_cache::LARGEST_FOLIO_BYTES {
+            return;
+        }
+        page_cache::release(active, start, end);
+        self.state.lock().released = Some((active_path.to_path_buf(), end));
     }
 }
 
