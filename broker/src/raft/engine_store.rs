@@ -301,9 +301,7 @@ impl EngineLogStore {
         }
         Ok(())
     }
-}
 
-impl EngineLogStore {
     /// Drops from the page cache every file raft-engine has finished writing (every file of
     /// the append queue but the newest): each write was synced, and readers go to the entry
     /// cache first (see `crate::page_cache`). Each file once.
