@@ -54,10 +54,16 @@ pub fn release(file: &File, start: u64, end: u64) {
     }
 }
 
+/// Drops every cached clean page of `file`.
+pub fn release_all(file: &File) {
+    // The largest range `posix_fadvise` takes: an `off_t` from 0.
+    release(file, 0, i64::MAX as u64);
+}
+
 /// Drops every cached clean page of the file at `path`; a missing file has none.
 pub fn release_file(path: &Path) {
     match File::open(path) {
-        Ok(file) => release(&file, 0, u64::MAX / 2),
+        Ok(file) => release_all(&file),
         Err(error) => debug!(path = %path.display(), %error, "not dropping cached pages"),
     }
 }

@@ -452,8 +452,8 @@ pub fn print_report(report: &ThroughputReport, as_json: bool) {
     println!(
         "produce: {} messages of {} B from {} producer(s), {} partitions, {} node(s), RF={}, acks={}, idempotent={}: {:.0} msg/s, {:.1} MB/s",
         report.produced_messages,
-        report.producers,
         report.message_bytes,
+        report.producers,
         report.partitions,
         report.nodes,
         report.replication_factor,

@@ -136,7 +136,7 @@ impl SyncShared {
         let written_bytes = active.metadata().map(|metadata| metadata.len()).ok();
         for sealed in &pending {
             sealed.sync()?;
-            page_cache::release(&sealed.log, 0, u64::MAX / 2);
+            page_cache::release_all(&sealed.log);
         }
         if dir_dirty {
             File::open(&self.dir)
