@@ -204,7 +204,9 @@ impl RaftLoop {
                 self.take_leadership_claims(batch.from, &envelope.payload);
                 continue;
             }
-            match Message::parse_from_bytes(&envelope.payload) {
+            // Entry data slices the received frame rather than copying it (a frame holds
+            // little besides the entries it carries).
+            match Message::parse_from_carllerche_bytes(&envelope.payload) {
                 // Election messages while this node abstains: dropped; the candidate or the
                 // transferring leader tries again later.
                 Ok(message)
