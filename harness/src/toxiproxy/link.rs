@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
@@ -22,6 +23,8 @@ use super::toxic::{Stream, ToxicSnapshot};
 
 /// The most a link reads at once.
 pub const READ_BUFFER_BYTES: usize = 32 * 1024;
+/// Below this much room left in the read buffer, a fresh one is taken before reading.
+const READ_ROOM_MIN_BYTES: usize = 8 * 1024;
 /// The most chunks read and not yet written, per link.
 pub const IN_FLIGHT_CHUNKS_MAX: usize = 1024;
 /// The most bytes read and not yet written, per link.
@@ -51,7 +54,7 @@ impl From<ToxicEnd> for LinkEnd {
 
 /// Data read from the source, holding its share of the in-flight byte budget until written.
 struct Chunk {
-    data: Vec<u8>,
+    data: Bytes,
     arrived_at: Instant,
     _budget: OwnedSemaphorePermit,
 }
@@ -83,14 +86,23 @@ where
 }
 
 /// Reads until the source closes or fails; dropping the sender then tells the writer.
+///
+/// Each read lands in the unused end of a shared buffer and is split off as its chunk, so
+/// data is not copied between the two sockets; a buffer is freed once its chunks are
+/// written, which keeps memory within about the byte budget plus one buffer.
 async fn read_chunks<R: AsyncRead + Unpin>(
     mut source: R,
     sender: mpsc::Sender<Chunk>,
     budget: Arc<Semaphore>,
 ) {
-    let mut buffer = vec![0; READ_BUFFER_BYTES];
+    let mut buffer = BytesMut::new();
     loop {
-        let read = match source.read(&mut buffer).await {
+        if buffer.capacity() < READ_ROOM_MIN_BYTES {
+            // Takes back the whole buffer when its chunks are all written (no new pages to
+            // fault in), a new one otherwise.
+            buffer.reserve(READ_BUFFER_BYTES);
+        }
+        let read = match source.read_buf(&mut buffer).await {
             Ok(0) => return,
             Ok(read) => read,
             Err(error) => {
@@ -104,7 +116,7 @@ async fn read_chunks<R: AsyncRead + Unpin>(
             return;
         };
         let chunk = Chunk {
-            data: buffer[..read].to_vec(),
+            data: buffer.split().freeze(),
             arrived_at,
             _budget: permit,
         };
