@@ -21,9 +21,9 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use super::link_toxics::{LinkToxics, ToxicEnd};
 use super::toxic::{Stream, ToxicSnapshot};
 
-/// The most a link reads at once.
+/// The room a link's read buffer is given; a read takes at most what is left of it.
 pub const READ_BUFFER_BYTES: usize = 32 * 1024;
-/// Below this much room left in the read buffer, a fresh one is taken before reading.
+/// Below this much room left in the read buffer, it is given room again before reading.
 const READ_ROOM_MIN_BYTES: usize = 8 * 1024;
 /// The most chunks read and not yet written, per link.
 pub const IN_FLIGHT_CHUNKS_MAX: usize = 1024;
